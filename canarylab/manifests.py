@@ -1,0 +1,48 @@
+"""The lab as data: manifests under ``bootstrap/`` at the top of the source tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from canarylab.errors import UserError
+
+
+BOOTSTRAP = Path(__file__).resolve().parent.parent / "bootstrap"
+
+
+def bootstrap_file(*parts: str) -> Path:
+    """A file under ``bootstrap/``, e.g. ``bootstrap_file("workloads", "podinfo.yaml")``."""
+    return BOOTSTRAP.joinpath(*parts)
+
+
+def load_documents(text: str, source: str) -> list[dict[str, Any]]:
+    """Every non-empty YAML document in ``text``; a clear error naming ``source`` when it is not YAML."""
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise UserError(f"{source}:{where} is not valid YAML: {problem}.") from None
+    for i, doc in enumerate(docs, 1):
+        if not isinstance(doc, dict) or "kind" not in doc:
+            raise UserError(f"{source}: document {i} is not a Kubernetes object (it needs apiVersion, kind, metadata).")
+    return docs
+
+
+def bootstrap_documents(*parts: str) -> list[dict[str, Any]]:
+    """The objects in one ``bootstrap/`` file."""
+    return load_documents(bootstrap_file(*parts).read_text(), "bootstrap/" + "/".join(parts))
+
+
+def seed_lab() -> list[dict[str, Any]]:
+    """The seed tutorial's lab: namespace ``test``, podinfo + HPA, the loadtester, and the Canary."""
+    return [
+        *bootstrap_documents("workloads", "namespace.yaml"),
+        *bootstrap_documents("workloads", "loadtester.yaml"),
+        *bootstrap_documents("workloads", "podinfo.yaml"),
+        *bootstrap_documents("workloads", "podinfo-canary.yaml"),
+    ]

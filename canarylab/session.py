@@ -1,0 +1,46 @@
+"""What the dashboard and the headless commands drive: a lab (simulated or real) with its engine.
+
+``canarylab.sim`` provides the simulated lab, ``canarylab.kube`` the real cluster; the UI only sees this
+Protocol, the engine's events and its commands.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from canarylab.engine.controller import Engine
+    from canarylab.engine.ports import Clock, Cluster
+
+
+class Lab(Protocol):
+    """A running lab: a cluster behind the Cluster port, an engine, a clock and the user's actions."""
+
+    title: str
+    """Shown in the dashboard header: ``simulated lab`` or the kube context."""
+    engine: Engine
+    cluster: Cluster
+    clock: Clock
+    readonly: bool
+    supports_faults: bool
+    """Whether :meth:`set_fault` works here (the simulated lab injects faults in the workload)."""
+
+    async def start(self) -> None:
+        """Bring the lab up and start the engine (returns once it runs in the background)."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop the engine and everything the lab started; never raises."""
+        ...
+
+    async def set_image(self, namespace: str, deployment: str, container: str, image: str) -> None:
+        """``kubectl set image``: change one container's image in a Deployment's pod template."""
+        ...
+
+    async def set_fault(self, namespace: str, deployment: str, error_rate: float, latency_ms: float) -> None:
+        """Make the Deployment's pods answer ``error_rate`` of requests with 500 and add ``latency_ms``."""
+        ...
+
+    async def clear_fault(self, namespace: str, deployment: str) -> None:
+        """Remove an injected fault."""
+        ...
