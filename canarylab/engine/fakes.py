@@ -1,0 +1,544 @@
+"""Fast in-memory versions of the engine's ports, for tests and for the simulated lab.
+
+* :class:`MemoryCluster` - the Cluster port with the Kubernetes semantics the engine relies on:
+  ``resourceVersion`` from one global counter, ``metadata.generation`` bumped on ``spec`` changes, uid and
+  ``creationTimestamp``, optimistic concurrency on replace, JSON merge patch, the status subresource, real
+  ``v1`` Events with repeat aggregation, watches (``ADDED`` for what exists, then live changes) and a
+  synchronous listener hook so in-process controllers (the simulator) react to a write before it returns.
+* :class:`FakeMetrics` - answers each metric by name: a value, "no values", an error, or a callable.
+* :class:`FakeWebhooks` - answers each hook by name or URL with status codes; records every call.
+
+Objects are copied on the way in and on the way out, so callers can never alias the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from canarylab.engine.kinds import DEPLOYMENT, EVENT, Kind, Obj, kind_of
+from canarylab.engine.ports import (
+    Clock,
+    Conflict,
+    MetricQuery,
+    MetricsError,
+    NotFound,
+    NoValuesFound,
+    WatchEvent,
+    WatchType,
+    WebhookCall,
+    WebhookResponse,
+)
+
+__all__ = [
+    "FakeMetrics",
+    "FakeWebhooks",
+    "MemoryCluster",
+    "deployment_ready_status",
+    "merge_patch",
+    "rfc3339",
+]
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def copy_json(value: Any) -> Any:
+    """A deep copy of plain JSON data (dicts, lists, scalars); several times faster than ``copy.deepcopy``."""
+    if isinstance(value, dict):
+        return {k: copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [copy_json(v) for v in value]
+    return value
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: dicts merge recursively, ``None`` deletes a key, anything else replaces."""
+    if not isinstance(patch, dict):
+        return copy_json(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def rfc3339(seconds: float) -> str:
+    """A Kubernetes timestamp (``2026-01-02T03:04:05Z``) for seconds since the epoch."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def deployment_ready_status(obj: Obj) -> Obj:
+    """The status of a Deployment whose pods all became ready at once (replicas from ``spec``)."""
+    spec = obj.get("spec") or {}
+    replicas = int(spec.get("replicas", 1))
+    meta = obj.get("metadata", {})
+    status: Obj = {
+        "observedGeneration": meta.get("generation", 1),
+        "replicas": replicas,
+        "updatedReplicas": replicas,
+        "readyReplicas": replicas,
+        "availableReplicas": replicas,
+        "conditions": [
+            {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
+             "message": "Deployment has minimum availability."},
+            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
+             "message": f'ReplicaSet "{meta.get("name", "")}" has successfully progressed.'},
+        ],
+    }  # fmt: skip
+    if replicas == 0:
+        # Kubernetes omits zero counters from a scaled-down Deployment's status.
+        for key in ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas"):
+            del status[key]
+    return status
+
+
+def _labels_match(obj: Obj, labels: Mapping[str, str] | None) -> bool:
+    if not labels:
+        return True
+    have = obj.get("metadata", {}).get("labels") or {}
+    return all(have.get(k) == v for k, v in labels.items())
+
+
+Key = tuple[str, str, str]  # (kind, namespace, name)
+ObjList = list[Obj]  # an alias: inside MemoryCluster, `list` is the port method
+Listener = Callable[[WatchEvent], None]
+
+
+class _SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+# ------------------------------------------------------------------------------------------- cluster
+
+
+class MemoryCluster:
+    """An in-memory Kubernetes API for the kinds in :mod:`canarylab.engine.kinds`.
+
+    ``clock`` stamps ``creationTimestamp`` and Event times (defaults to wall time). With
+    ``instant_ready=True`` every Deployment write also sets a ready status derived from its spec, so engine
+    tests need no deployment controller. Every write has a synchronous twin (``create_now``, ``patch_now``,
+    ...) for listeners, which cannot await.
+    """
+
+    def __init__(self, clock: Clock | None = None, *, instant_ready: bool = False) -> None:
+        self.clock: Clock = clock if clock is not None else _SystemClock()
+        self.instant_ready = instant_ready
+        self._objects: dict[Key, Obj] = {}
+        self._rv = itertools.count(1)
+        self._watchers: list[tuple[str, str | None, asyncio.Queue[WatchEvent]]] = []
+        self._listeners: list[Listener] = []
+        self._pending: list[WatchEvent] = []
+        self._dispatching = False
+        self.writes = 0
+        """How many writes the cluster accepted (a cheap measure for benchmarks and tests)."""
+
+    # ----------------------------------------------------------------------------------- reads
+
+    def get_now(self, kind: Kind, namespace: str, name: str) -> Obj | None:
+        """Synchronous :meth:`get`."""
+        obj = self._objects.get(self._key(kind, namespace, name))
+        return copy_json(obj) if obj is not None else None
+
+    def list_now(
+        self, kind: Kind, namespace: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> list[Obj]:
+        """Synchronous :meth:`list`, sorted by namespace and name."""
+        out = []
+        for (k, ns, _), obj in sorted(self._objects.items()):
+            if k == kind.kind and (namespace is None or not kind.namespaced or ns == namespace) \
+                    and _labels_match(obj, labels):
+                out.append(copy_json(obj))
+        return out
+
+    async def get(self, kind: Kind, namespace: str, name: str) -> Obj | None:
+        """The object, or ``None`` when it does not exist."""
+        return self.get_now(kind, namespace, name)
+
+    async def list(
+        self, kind: Kind, namespace: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> list[Obj]:
+        """Objects of a kind, in one namespace or all (``None``), optionally matching every label given."""
+        return self.list_now(kind, namespace, labels)
+
+    # ---------------------------------------------------------------------------------- writes
+
+    def create_now(self, obj: Obj) -> Obj:
+        """Synchronous :meth:`create`."""
+        kind = kind_of(obj)
+        new = copy_json(obj)
+        new["apiVersion"] = kind.api_version
+        meta = new.setdefault("metadata", {})
+        name = meta.get("name")
+        if not name:
+            raise ValueError(f"{kind.kind}: metadata.name is required")
+        if kind.namespaced:
+            meta.setdefault("namespace", "default")
+        else:
+            meta.pop("namespace", None)
+        key = self._key(kind, meta.get("namespace", ""), name)
+        if key in self._objects:
+            raise Conflict(f'{kind.plural} "{name}" already exists')
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = rfc3339(self.clock.now())
+        meta["generation"] = 1
+        meta.pop("resourceVersion", None)
+        return self._store(key, new, "ADDED")
+
+    def replace_now(self, obj: Obj) -> Obj:
+        """Synchronous :meth:`replace`."""
+        kind = kind_of(obj)
+        meta = obj.get("metadata", {})
+        key = self._key(kind, meta.get("namespace", "default") if kind.namespaced else "", meta["name"])
+        old = self._require(key, kind)
+        rv = meta.get("resourceVersion")
+        if rv and rv != old["metadata"]["resourceVersion"]:
+            raise Conflict(self._stale(kind, meta["name"]))
+        new = copy_json(obj)
+        new["apiVersion"] = kind.api_version
+        new.pop("status", None)
+        if "status" in old:
+            new["status"] = copy_json(old["status"])
+        self._keep_system_fields(old, new)
+        return self._store(key, new, "MODIFIED")
+
+    def patch_now(self, kind: Kind, namespace: str, name: str, patch: Obj) -> Obj:
+        """Synchronous :meth:`patch`."""
+        key = self._key(kind, namespace, name)
+        old = self._require(key, kind)
+        rv = (patch.get("metadata") or {}).get("resourceVersion")
+        if rv and rv != old["metadata"]["resourceVersion"]:
+            raise Conflict(self._stale(kind, name))
+        body = {k: v for k, v in patch.items() if k != "status"}
+        new = merge_patch(copy_json(old), body)
+        self._keep_system_fields(old, new)
+        return self._store(key, new, "MODIFIED")
+
+    def patch_status_now(self, kind: Kind, namespace: str, name: str, status: Obj) -> Obj:
+        """Synchronous :meth:`patch_status`."""
+        key = self._key(kind, namespace, name)
+        old = self._require(key, kind)
+        new = copy_json(old)
+        new["status"] = merge_patch(new.get("status") or {}, status)
+        return self._store(key, new, "MODIFIED", status_only=True)
+
+    def delete_now(self, kind: Kind, namespace: str, name: str) -> None:
+        """Synchronous :meth:`delete`."""
+        key = self._key(kind, namespace, name)
+        old = self._require(key, kind)
+        del self._objects[key]
+        old["metadata"]["resourceVersion"] = str(next(self._rv))
+        self.writes += 1
+        self._emit("DELETED", old)
+
+    async def create(self, obj: Obj) -> Obj:
+        """Create; raises :class:`Conflict` when it exists. Returns the stored object."""
+        return self.create_now(obj)
+
+    async def replace(self, obj: Obj) -> Obj:
+        """Replace ``metadata``/``spec`` (not ``status``); a set ``metadata.resourceVersion`` must match."""
+        return self.replace_now(obj)
+
+    async def patch(self, kind: Kind, namespace: str, name: str, patch: Obj) -> Obj:
+        """JSON merge patch (RFC 7386) of the main resource; ``status`` in the patch is ignored."""
+        return self.patch_now(kind, namespace, name, patch)
+
+    async def patch_status(self, kind: Kind, namespace: str, name: str, status: Obj) -> Obj:
+        """JSON merge patch of the ``status`` subresource."""
+        return self.patch_status_now(kind, namespace, name, status)
+
+    async def delete(self, kind: Kind, namespace: str, name: str) -> None:
+        """Delete; raises :class:`NotFound` when absent."""
+        self.delete_now(kind, namespace, name)
+
+    # ---------------------------------------------------------------------------------- events
+
+    def record_event_now(self, involved: Obj, type: str, reason: str, message: str) -> Obj:
+        """Synchronous :meth:`record_event`; returns the stored Event."""
+        meta = involved.get("metadata", {})
+        namespace = meta.get("namespace", "default")
+        ref = {
+            "apiVersion": involved.get("apiVersion", ""),
+            "kind": involved.get("kind", ""),
+            "name": meta.get("name", ""),
+            "namespace": namespace,
+            "uid": meta.get("uid", ""),
+            "resourceVersion": meta.get("resourceVersion", ""),
+        }
+        stamp = rfc3339(self.clock.now())
+        # Kubernetes' recorder aggregates identical events (same object, type, reason, message) into one
+        # with a count, which is what `kubectl describe` shows as "x10 over 6m".
+        for (k, ns, _), existing in self._objects.items():
+            if k != EVENT.kind or ns != namespace:
+                continue
+            inv = existing.get("involvedObject", {})
+            if (inv.get("kind"), inv.get("name"), inv.get("uid")) == (ref["kind"], ref["name"], ref["uid"]) \
+                    and existing.get("type") == type and existing.get("reason") == reason \
+                    and existing.get("message") == message:
+                return self.patch_now(EVENT, namespace, existing["metadata"]["name"], {
+                    "count": int(existing.get("count", 1)) + 1, "lastTimestamp": stamp,
+                })  # fmt: skip
+        event = {
+            "apiVersion": EVENT.api_version,
+            "kind": EVENT.kind,
+            "metadata": {"name": f"{ref['name']}.{uuid.uuid4().hex[:16]}", "namespace": namespace},
+            "involvedObject": ref,
+            "reason": reason,
+            "message": message,
+            "type": type,
+            "count": 1,
+            "source": {"component": "flagger"},
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "reportingComponent": "flagger",
+        }
+        return self.create_now(event)
+
+    async def record_event(self, involved: Obj, type: str, reason: str, message: str) -> None:
+        """Record a Kubernetes Event about ``involved`` (type ``Normal`` or ``Warning``)."""
+        self.record_event_now(involved, type, reason, message)
+
+    def events_for(self, involved: Obj) -> ObjList:
+        """The Events recorded about one object, oldest first (by creation order)."""
+        meta = involved.get("metadata", {})
+        # Insertion order of the store is creation order: the order Flagger emitted them.
+        return [
+            copy_json(e) for (k, ns, _), e in self._objects.items()
+            if k == EVENT.kind and ns == meta.get("namespace", "default")
+            and e["involvedObject"].get("kind") == involved.get("kind")
+            and e["involvedObject"].get("name") == meta.get("name")
+        ]  # fmt: skip
+
+    # ---------------------------------------------------------------------------------- watches
+
+    async def watch(self, kind: Kind, namespace: str | None = None) -> AsyncIterator[WatchEvent]:
+        """Changes of a kind from now on: ``ADDED`` for every existing object first, then live changes.
+
+        The watch starts when iteration starts; each watcher has its own queue, so a slow one loses nothing.
+        """
+        queue: asyncio.Queue[WatchEvent] = asyncio.Queue()
+        for obj in self.list_now(kind, namespace):
+            queue.put_nowait(WatchEvent("ADDED", obj))
+        entry = (kind.kind, namespace, queue)
+        self._watchers.append(entry)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._watchers.remove(entry)
+
+    def add_listener(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` synchronously for every change of every kind; returns a function that removes it.
+
+        A listener may write to the cluster (with the ``*_now`` methods); those changes are delivered after
+        the current one, so every listener sees every change in ``resourceVersion`` order.
+        """
+        self._listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return remove
+
+    # ---------------------------------------------------------------------------------- internals
+
+    @staticmethod
+    def _key(kind: Kind, namespace: str | None, name: str) -> Key:
+        return (kind.kind, (namespace or "") if kind.namespaced else "", name)
+
+    def _require(self, key: Key, kind: Kind) -> Obj:
+        obj = self._objects.get(key)
+        if obj is None:
+            where = f' in namespace "{key[1]}"' if key[1] else ""
+            raise NotFound(f'{kind.plural} "{key[2]}" not found{where}')
+        return obj
+
+    @staticmethod
+    def _stale(kind: Kind, name: str) -> str:
+        return (f'Operation cannot be fulfilled on {kind.plural} "{name}": the object has been modified; '
+                "please apply your changes to the latest version and try again")
+
+    @staticmethod
+    def _keep_system_fields(old: Obj, new: Obj) -> None:
+        meta = new.setdefault("metadata", {})
+        old_meta = old["metadata"]
+        for name in ("name", "namespace", "uid", "creationTimestamp", "generation"):
+            if name in old_meta:
+                meta[name] = old_meta[name]
+        if (old.get("spec") != new.get("spec")) or (
+            "spec" not in old and old.get("data") != new.get("data")
+        ):
+            meta["generation"] = int(old_meta.get("generation", 1)) + 1
+
+    def _store(self, key: Key, obj: Obj, type: WatchType, *, status_only: bool = False) -> Obj:
+        if self.instant_ready and key[0] == DEPLOYMENT.kind and not status_only:
+            obj["status"] = deployment_ready_status(obj)
+        obj["metadata"]["resourceVersion"] = str(next(self._rv))
+        self._objects[key] = obj
+        self.writes += 1
+        self._emit(type, obj)
+        return copy_json(obj)
+
+    def _emit(self, type: WatchType, obj: Obj) -> None:
+        kind, ns = obj["kind"], obj["metadata"].get("namespace")
+        for wkind, wns, queue in self._watchers:
+            if wkind == kind and (wns is None or wns == ns):
+                queue.put_nowait(WatchEvent(type, copy_json(obj)))
+        if not self._listeners:
+            return
+        self._pending.append(WatchEvent(type, copy_json(obj)))
+        if self._dispatching:
+            return  # a listener wrote: the outer loop delivers this change after the current one
+        self._dispatching = True
+        try:
+            while self._pending:
+                event = self._pending.pop(0)
+                for listener in list(self._listeners):
+                    listener(event)
+        finally:
+            self._dispatching = False
+            self._pending.clear()
+
+    # ---------------------------------------------------------------------------------- conveniences
+
+    def load(self, objects: Iterable[Obj]) -> ObjList:
+        """Create every object (e.g. ``manifests.seed_lab()``); returns the stored copies."""
+        return [self.create_now(obj) for obj in objects]
+
+
+# ------------------------------------------------------------------------------------------- metrics
+
+MetricAnswer = float | BaseException | type[BaseException] | Callable[[MetricQuery], float] | Sequence[Any]
+"""A fake answer: a value, an exception (instance or class) to raise, a callable, or a sequence of those
+consumed one per query (the last one repeats)."""
+
+
+class FakeMetrics:
+    """The Metrics port answering from a table keyed by metric name (or by Linkerd builtin name).
+
+    ``FakeMetrics({"request-success-rate": 99.5, "request-duration": NoValuesFound})``. Unknown metrics
+    use ``default`` (a :class:`MetricsError` saying nothing was configured, unless given). ``queries``
+    records every query in order; ``online`` is what :meth:`is_online` says.
+    """
+
+    def __init__(self, answers: Mapping[str, MetricAnswer] | None = None, *,
+                 default: MetricAnswer | None = None, online: bool = True) -> None:
+        self.answers: dict[str, MetricAnswer] = dict(answers or {})
+        self.default = default
+        self.online = online
+        self.queries: list[MetricQuery] = []
+        self._positions: dict[str, int] = {}
+
+    @classmethod
+    def healthy(cls) -> FakeMetrics:
+        """Linkerd's builtin checks passing: 100% success, 100 ms latency (Prometheus answers seconds)."""
+        return cls({"request-success-rate": 100.0, "request-duration": 0.1})
+
+    def set(self, metric: str, answer: MetricAnswer) -> None:
+        """Change the answer for ``metric`` from the next query on."""
+        self.answers[metric] = answer
+        self._positions.pop(metric, None)
+
+    def queried(self, metric: str) -> list[MetricQuery]:
+        """The queries made for one metric."""
+        return [q for q in self.queries if q.metric == metric]
+
+    async def query(self, q: MetricQuery) -> float:
+        """The configured answer for ``q.metric`` (or ``q.builtin``)."""
+        self.queries.append(q)
+        if q.metric in self.answers:
+            key: str | None = q.metric
+        elif q.builtin is not None and q.builtin in self.answers:
+            key = q.builtin
+        else:
+            key = None
+        answer = self.answers[key] if key is not None else self.default
+        if answer is None:
+            raise MetricsError(f"FakeMetrics has no answer for metric {q.metric!r}")
+        if isinstance(answer, Sequence) and not isinstance(answer, str):
+            assert key is not None
+            pos = self._positions.get(key, 0)
+            self._positions[key] = pos + 1
+            answer = answer[min(pos, len(answer) - 1)]
+        return _resolve(answer, q)
+
+    async def is_online(self, address: str | None) -> bool:
+        """``online`` as set by the test."""
+        return self.online
+
+
+def _resolve(answer: Any, q: MetricQuery) -> float:
+    if isinstance(answer, BaseException):
+        raise answer
+    if isinstance(answer, type) and issubclass(answer, BaseException):
+        if answer is NoValuesFound:
+            raise NoValuesFound(f"no values found for query {q.query}")
+        raise answer(f"{answer.__name__} for metric {q.metric}")
+    if callable(answer):
+        return float(answer(q))
+    return float(answer)
+
+
+# ------------------------------------------------------------------------------------------- webhooks
+
+WebhookAnswer = int | WebhookResponse | Callable[[WebhookCall], WebhookResponse | int] | Sequence[Any]
+"""A fake answer: a status code, a full response, a callable, or a sequence consumed one per call."""
+
+
+@dataclass
+class FakeWebhooks:
+    """The Webhooks port answering from a table keyed by hook name or URL; default ``200``.
+
+    A status code becomes Flagger's outcome (success iff ``<= 202``, else the body is the error text).
+    ``calls`` records every call in order.
+    """
+
+    answers: dict[str, WebhookAnswer] = field(default_factory=dict)
+    default: WebhookAnswer = 200
+    calls: list[WebhookCall] = field(default_factory=list)
+    _positions: dict[str, int] = field(default_factory=dict)
+
+    def set(self, hook: str, answer: WebhookAnswer) -> None:
+        """Answer calls to hook name or URL ``hook`` with ``answer`` from now on."""
+        self.answers[hook] = answer
+        self._positions.pop(hook, None)
+
+    def called(self, hook: str) -> list[WebhookCall]:
+        """Calls made to one hook (by name or URL)."""
+        return [c for c in self.calls if hook in (c.name, c.url)]
+
+    def payloads(self, hook: str) -> list[Mapping[str, Any]]:
+        """The JSON payloads sent to one hook."""
+        return [c.payload for c in self.called(hook)]
+
+    async def call(self, call: WebhookCall) -> WebhookResponse:
+        """The configured answer for this hook."""
+        self.calls.append(call)
+        key = call.name if call.name in self.answers else call.url if call.url in self.answers else None
+        answer: Any = self.answers[key] if key is not None else self.default
+        if isinstance(answer, Sequence) and not isinstance(answer, str):
+            slot = key or "\0default"
+            pos = self._positions.get(slot, 0)
+            self._positions[slot] = pos + 1
+            answer = answer[min(pos, len(answer) - 1)]
+        if callable(answer) and not isinstance(answer, WebhookResponse):
+            answer = answer(call)
+        if isinstance(answer, WebhookResponse):
+            return answer
+        status = int(answer)
+        if status <= 202:
+            return WebhookResponse(ok=True, status=status, body="OK")
+        body = "Forbidden" if status == 403 else f"status {status}"
+        return WebhookResponse(ok=False, status=status, body=body, error=body)
