@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import ssl
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -45,7 +46,7 @@ class PrometheusClient:
     ``provider.address`` does). ``client`` is an httpx client to use instead of our own (e.g. one that
     authenticates to the Kubernetes API server); it is not closed by :meth:`aclose`. ``rewrite_url`` maps the
     full request URL (``<address>/api/v1/query``, no query string) to the one to request, so in-cluster
-    addresses can go through the API server's service proxy.
+    addresses can go through the API server's service proxy. ``timeout`` is per query, Flagger's 5 s by default.
     """
 
     def __init__(
@@ -54,8 +55,10 @@ class PrometheusClient:
         *,
         client: httpx.AsyncClient | None = None,
         rewrite_url: Callable[[str], str] | None = None,
+        timeout: float = QUERY_TIMEOUT,
     ) -> None:
         self.address = address
+        self.timeout = timeout
         self._given_client = client
         self._rewrite_url = rewrite_url
         self._own_clients: dict[bool, httpx.AsyncClient] = {}  # keyed by "verify TLS"
@@ -78,7 +81,7 @@ class PrometheusClient:
         if self._given_client is not None:
             return self._given_client
         if verify not in self._own_clients:
-            self._own_clients[verify] = httpx.AsyncClient(verify=verify, timeout=QUERY_TIMEOUT)
+            self._own_clients[verify] = httpx.AsyncClient(verify=verify, timeout=self.timeout)
         return self._own_clients[verify]
 
     async def query(self, q: MetricQuery) -> float:
@@ -123,10 +126,10 @@ class PrometheusClient:
         text = collapse_whitespace(query)
         try:
             response = await self._client(verify).get(
-                url, params={"query": text}, headers=headers, auth=auth, timeout=QUERY_TIMEOUT
+                url, params={"query": text}, headers=headers, auth=auth, timeout=self.timeout
             )
         except httpx.TimeoutException:
-            raise MetricsError(f"Prometheus at {base} did not answer within {QUERY_TIMEOUT:g}s") from None
+            raise MetricsError(f"Prometheus at {base} did not answer within {self.timeout:g}s") from None
         except httpx.HTTPError as err:
             raise MetricsError(f"cannot reach Prometheus at {base}: {_reason(err)}") from None
         if response.status_code >= 400:
@@ -145,6 +148,8 @@ def _reason(err: httpx.HTTPError) -> str:
         cause = cause.__cause__ or cause.__context__ if cause is not None else None
         if cause is None:
             break
+        if isinstance(cause, ssl.SSLError):  # its errno is OpenSSL's, not the OS's: keep its own words
+            return str(cause)
         if isinstance(cause, OSError) and cause.errno is not None:
             reason = os.strerror(cause.errno) if cause.errno > 0 else str(cause.strerror or cause)
     return reason
