@@ -1,0 +1,101 @@
+"""Which kube context and API server the engine talks to, and whether it may act there on its own.
+
+Safety rule (issue 6): the engine never touches a kube context canarylab did not create unless the user names
+it with ``--context``; on such a context it only acts on Canaries in namespaces named with ``--namespace``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from canarylab.errors import UserError
+
+LAB_CONTEXT = "kind-canarylab"
+"""The context ``canarylab up`` creates (kind names contexts ``kind-<cluster>``)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """The resolved context: its name, API server URL, kubeconfig and whether canarylab created it."""
+
+    context: str
+    server: str
+    kubeconfig: str | None
+    created_by_canarylab: bool
+
+
+def kubeconfig_paths(kubeconfig: str | None = None) -> list[Path]:
+    """The kubeconfig files kubectl would read: ``kubeconfig``, else ``$KUBECONFIG`` (``:``-separated), else ~."""
+    spec = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    return [Path(p).expanduser() for p in spec.split(os.pathsep) if p]
+
+
+def _load(paths: list[Path]) -> dict[str, Any]:
+    merged: dict[str, Any] = {"contexts": [], "clusters": [], "current-context": ""}
+    for path in paths:
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            continue
+        except (OSError, yaml.YAMLError) as err:
+            raise UserError(f"cannot read the kubeconfig {path}: {err}. Fix the file or point --context at "
+                            "another one with KUBECONFIG=...") from None
+        if not isinstance(raw, dict):
+            continue
+        # kubectl's merge rule: the first file that sets a value wins.
+        merged["current-context"] = merged["current-context"] or raw.get("current-context") or ""
+        for section in ("contexts", "clusters"):
+            have = {item.get("name") for item in merged[section]}
+            merged[section] += [i for i in raw.get(section) or [] if isinstance(i, dict) and i.get("name") not in have]
+    return merged
+
+
+def created_contexts() -> set[str]:
+    """Contexts ``canarylab up`` created (the lab engineer's state files)."""
+    from canarylab.lab.state import created_contexts as lab_created
+
+    return lab_created()
+
+
+def resolve(context: str | None, kubeconfig: str | None = None) -> Target:
+    """The context to use. Without ``--context`` only the lab's own context qualifies, and only if canarylab
+    created it; anything else is a :class:`UserError` that says what to do."""
+    created = created_contexts()
+    paths = kubeconfig_paths(kubeconfig)
+    config = _load(paths)
+    names = [c.get("name") for c in config["contexts"]]
+    where = ", ".join(str(p) for p in paths)
+    if context is None:
+        if LAB_CONTEXT not in created:
+            current = config["current-context"]
+            hint = f" (your current context is {current!r})" if current else ""
+            raise UserError(
+                f"no lab cluster: canarylab did not create the context {LAB_CONTEXT!r}, and it never acts on a "
+                f"context you did not name{hint}. Run `canarylab up` to build the lab, or name a cluster with "
+                "`canarylab engine --context CTX --namespace NS` (the engine then only acts on Canaries in NS)."
+            )
+        context = LAB_CONTEXT
+    if context not in names:
+        known = ", ".join(sorted(n for n in names if n)) or "none"
+        raise UserError(f"--context {context!r} is not in your kubeconfig ({where}); contexts there: {known}. "
+                        "Use `kubectl config get-contexts` to list them.")
+    ctx = next(c for c in config["contexts"] if c.get("name") == context).get("context") or {}
+    cluster: dict[str, Any] = next((c for c in config["clusters"] if c.get("name") == ctx.get("cluster")), {})
+    server = (cluster.get("cluster") or {}).get("server", "")
+    return Target(context, server, kubeconfig, context in created)
+
+
+def check_namespaces(target: Target, namespaces: list[str], readonly: bool) -> None:
+    """Refuse to act on a context canarylab did not create unless the user named the namespaces."""
+    if target.created_by_canarylab or readonly or namespaces:
+        return
+    raise UserError(
+        f"context {target.context!r} was not created by canarylab, so the engine only acts on Canaries in "
+        "namespaces you name: add --namespace NS (repeatable), e.g. "
+        f"`canarylab engine --context {target.context} --namespace test`, or add --readonly to only watch."
+    )
