@@ -1,0 +1,413 @@
+"""The dashboard: wires a lab (simulated or real) and its engine to the screens, and binds the keys.
+
+The engine runs in Textual's asyncio loop. Its events land in a buffer (the sink never blocks) and a
+0.2 s timer folds them into the history and repaints the visible screen: at most ~5 repaints a second,
+however fast the lab runs. Commands and cluster writes run in workers whose errors end up in one place
+(:meth:`CanaryLabApp._report`). The computation lives in ``canarylab.screens.*`` and ``canarylab.widgets.*``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from canarylab import keymap as keys
+from canarylab.engine.commands import Abort, Command, OpenGate, Pause, Promote, Resume
+from canarylab.engine.events import EngineEvent
+from canarylab.engine.kinds import DEPLOYMENT
+from canarylab.engine.ports import ClusterError
+from canarylab.errors import UserError
+from canarylab.screens.bump_image import BumpImageScreen
+from canarylab.screens.confirm import ConfirmScreen
+from canarylab.screens.detail import DetailScreen
+from canarylab.screens.fault import DEFAULT_PRESETS, FaultChoice, FaultScreen, describe
+from canarylab.screens.help import HelpScreen
+from canarylab.screens.history import History
+from canarylab.screens.overview import OverviewScreen
+from canarylab.screens.report import markdown
+from canarylab.screens.tags import next_image
+from canarylab.screens.view import LabView
+from canarylab.screens.workloads import container_name, first_image, read_workloads
+
+if TYPE_CHECKING:
+    from canarylab.engine.controller import CanaryState
+    from canarylab.session import Lab
+
+MUTATING = frozenset(k.action for k in keys.KEYS if k.mutating)
+
+
+class CanaryLabApp(App[None]):
+    """The canarylab dashboard on one lab."""
+
+    TITLE = "canarylab"
+    BINDINGS: ClassVar[list[BindingType]] = [*keys.bindings()]
+
+    def __init__(
+        self,
+        lab: Lab,
+        *,
+        start_lab: bool = True,
+        keymap: Mapping[str, str] | None = None,
+        refresh_interval: float = 0.2,
+        poll_interval: float = 1.0,
+        export_dir: Path | None = None,
+        open_single: bool = True,
+    ) -> None:
+        """``start_lab``: start (and on exit stop) the lab here; ``run_demo`` starts it before the TUI."""
+        super().__init__()
+        self.lab = lab
+        self.readonly = lab.readonly
+        self.history = History()
+        self.export_dir = export_dir
+        self._start_lab = start_lab
+        self._started = not start_lab
+        self._engine_text = "running" if self._started else "starting"
+        self._pending: list[EngineEvent] = []
+        self._states: list[CanaryState] = []
+        self._workloads: dict[tuple[str, str], Any] = {}
+        self._refresh_interval = refresh_interval
+        self._poll_interval = poll_interval
+        self._open_single = open_single
+        self._dirty = True
+        self._unsubscribe: Callable[[], None] | None = None
+        if keymap:
+            self.set_keymap(dict(keymap))
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+
+    def on_mount(self) -> None:
+        self._unsubscribe = self.lab.engine.subscribe(self._pending.append)  # non-blocking sink
+        self.push_screen(OverviewScreen())
+        if self._start_lab:
+            self.run_worker(self._start(), group="lab", exit_on_error=False)
+        self.set_interval(self._refresh_interval, self._coalesce)
+        self.set_interval(self._poll_interval, self._poll)
+        self.call_after_refresh(self._coalesce)
+
+    async def _start(self) -> None:
+        try:
+            await self.lab.start()
+        except (UserError, ClusterError, OSError) as err:
+            self._engine_text = "failed"
+            self.notify(str(err), title="the lab did not start", severity="error", timeout=30)
+            return
+        self._started = True
+        self._engine_text = "running"
+        self._dirty = True
+
+    async def on_unmount(self) -> None:
+        if self._unsubscribe:
+            self._unsubscribe()
+        if self._start_lab and self._started:
+            await self.lab.stop()
+
+    # ---------------------------------------------------------------------------------------- refreshing
+
+    def view(self) -> LabView:
+        """The snapshot the screens draw."""
+        engine = self._engine_text + (" · read-only" if self.readonly else "")
+        return LabView(
+            title=self.lab.title, engine=engine, readonly=self.readonly,
+            supports_faults=self.lab.supports_faults and not self.readonly,
+            now=self.lab.clock.now() if self._started else None,
+            states=self._states, history=self.history, workloads=self._workloads,
+        )  # fmt: skip
+
+    def _coalesce(self) -> None:
+        """Coalesce: fold buffered events, take a state snapshot, repaint the visible screen once."""
+        events, self._pending[:] = list(self._pending), []
+        self.history.feed(events)
+        states = self.lab.engine.canary_states() if self._started else []
+        if states != self._states:
+            self._states = states
+            self._dirty = True
+        if events:
+            self._dirty = True
+            if any(type(e).__name__ in ("WeightChanged", "PhaseChanged") for e in events):
+                self.run_worker(self._poll(), group="poll", exclusive=True)  # pods/images change with weights
+        if self._open_single and len(states) == 1 and isinstance(self.screen, OverviewScreen):
+            self._open_single = False  # one Canary: open straight on its detail, once
+            self.action_open_canary(states[0].namespace, states[0].name)
+            return
+        screen = self.screen
+        if isinstance(screen, OverviewScreen | DetailScreen):
+            if self._dirty:
+                screen.show(self.view())
+                self._dirty = False
+            elif self._started:
+                screen.show_clock(self.view())  # lab time moves even when nothing else does: one line
+
+    async def _poll(self) -> None:
+        """Read pods and images of the Canary on screen (the engine's events do not carry them)."""
+        screen = self.screen
+        if not isinstance(screen, DetailScreen) or not self._started:
+            return
+        state = next((s for s in self._states if (s.namespace, s.name) == screen.key), None)
+        if state is None:
+            return
+        workloads = await read_workloads(self.lab.cluster, state.namespace, state.target)
+        if self._workloads.get(screen.key) != workloads:
+            self._workloads[screen.key] = workloads
+            self._dirty = True
+
+    # ------------------------------------------------------------------------------------------- helpers
+
+    def current_state(self) -> CanaryState | None:
+        """The Canary the keys act on: the detail's, or the overview's cursor row."""
+        current = getattr(self.screen, "current_key", None)
+        key = current() if callable(current) else None
+        return next((s for s in self._states if (s.namespace, s.name) == key), None) if key else None
+
+    def _need_state(self) -> CanaryState | None:
+        state = self.current_state()
+        if state is None:
+            self.notify("no canary selected: the engine has not seen one yet", severity="warning")
+        return state
+
+    def _work(self, label: str, job: Awaitable[Any]) -> None:
+        """Run a lab/engine call in a worker; its failure becomes one notification."""
+
+        async def run() -> None:
+            try:
+                await job
+            except Exception as err:  # every failure of a user action is shown, none crash the UI
+                self._report(label, err)
+            else:
+                self._dirty = True
+
+        self.run_worker(run(), group="commands")
+
+    def _report(self, label: str, err: BaseException) -> None:
+        """The one place worker errors are shown."""
+        self.notify(str(err) or type(err).__name__, title=f"{label} failed", severity="error", timeout=10)
+
+    def _send(self, label: str, command: Command) -> None:
+        self._work(label, self.lab.engine.send(command))
+        self.notify(f"{label}: sent to the engine", timeout=3)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """``--readonly`` hides every key that changes anything (footer, help and palette)."""
+        if self.readonly and action in MUTATING:
+            return False
+        return not (action == "fault" and not self.lab.supports_faults)
+
+    # ------------------------------------------------------------------------------------------- actions
+
+    def action_open_canary(self, namespace: str, name: str) -> None:
+        """Show one Canary's detail (over the overview)."""
+        while isinstance(self.screen, DetailScreen):
+            self.pop_screen()
+        self.push_screen(DetailScreen(namespace, name))
+        self._dirty = True
+        self.run_worker(self._poll(), group="poll", exclusive=True)
+        self.call_after_refresh(self._coalesce)
+
+    def action_overview(self) -> None:
+        """Back to every Canary."""
+        while isinstance(self.screen, DetailScreen):
+            self.pop_screen()
+        self._dirty = True
+        self.call_after_refresh(self._coalesce)
+
+    def action_filter(self) -> None:
+        """``/``: filter the overview."""
+        self.action_overview()
+        self.call_after_refresh(lambda: self.screen.open_filter() if isinstance(self.screen, OverviewScreen) else None)
+
+    async def action_bump(self) -> None:
+        """``b``: propose the next image tag for the target; set it when confirmed."""
+        state = self._need_state()
+        if state is None:
+            return
+        target = await self.lab.cluster.get(DEPLOYMENT, state.namespace, state.target)
+        if target is None:
+            self.notify(f"deployment {state.target}.{state.namespace} not found", severity="error")
+            return
+        image, container = first_image(target), container_name(target)
+
+        def apply(new: str | None) -> None:
+            if new and new != image:
+                self._work("set image", self.lab.set_image(state.namespace, state.target, container, new))
+                self.notify(f"deployment/{state.target} {container}={new}", title="image set", timeout=4)
+
+        self.push_screen(BumpImageScreen(state.target, container, image, next_image(image)), apply)
+
+    def action_fault(self) -> None:
+        """``f``: inject errors or latency in the canary (the target Deployment's pods)."""
+        state = self._need_state()
+        if state is None:
+            return
+        presets = getattr(self.lab, "fault_presets", None) or DEFAULT_PRESETS
+
+        def apply(choice: FaultChoice | None) -> None:
+            if choice is None:
+                return
+            if choice.clear:
+                self._work("clear fault", self.lab.clear_fault(state.namespace, state.target))
+                self.notify(f"fault cleared on {state.target}", timeout=4)
+            else:
+                self._work("inject fault", self.lab.set_fault(state.namespace, state.target, choice.error_rate,
+                                                              choice.latency_ms))
+                self.notify(f"{describe(choice.error_rate, choice.latency_ms)} on {state.target}",
+                            title="fault injected", severity="warning", timeout=4)
+
+        self.push_screen(FaultScreen(state.target, presets), apply)
+
+    def action_rollback(self) -> None:
+        """``r``: roll back now, after a confirmation."""
+        state = self._need_state()
+        if state is None:
+            return
+        question = (f"Roll back {state.name}.{state.namespace} now? All traffic goes back to the primary "
+                    "and the canary is scaled down.")
+
+        def apply(yes: bool | None) -> None:
+            if yes:
+                self._send("roll back", Abort(namespace=state.namespace, name=state.name))
+
+        self.push_screen(ConfirmScreen("Roll back", question, "Roll back"), apply)
+
+    def action_promote(self) -> None:
+        """``p``: promote now (skip the remaining steps), after a confirmation."""
+        state = self._need_state()
+        if state is None:
+            return
+        question = (f"Promote {state.name}.{state.namespace} now? The remaining steps are skipped and the "
+                    "primary takes the canary's spec.")
+
+        def apply(yes: bool | None) -> None:
+            if yes:
+                self._send("promote", Promote(namespace=state.namespace, name=state.name))
+
+        self.push_screen(ConfirmScreen("Promote", question, "Promote"), apply)
+
+    def action_pause(self) -> None:
+        """``space``: pause or resume this Canary's analysis."""
+        state = self._need_state()
+        if state is not None:
+            command = Resume if state.paused else Pause
+            self._send("resume" if state.paused else "pause", command(namespace=state.namespace, name=state.name))
+
+    def action_gate(self) -> None:
+        """``g``: open the gate the Canary waits at."""
+        state = self._need_state()
+        if state is None:
+            return
+        if not state.waiting_gate:
+            self.notify(f"{state.name}.{state.namespace} is not waiting at a gate", severity="warning")
+            return
+        self._send(f"open gate {state.waiting_gate}", OpenGate(namespace=state.namespace, name=state.name))
+
+    def action_help(self) -> None:
+        """``?``: the keys as currently mapped."""
+        self.push_screen(HelpScreen(self.key_rows(), self._help_note()))
+
+    def action_export(self) -> None:
+        """``ctrl+s``: a Markdown report of the run and an SVG screenshot."""
+        state = self.current_state() or (self._states[0] if self._states else None)
+        if state is None:
+            self.notify("nothing to export yet", severity="warning")
+            return
+        folder = self.export_dir or Path.cwd()
+        now = self.lab.clock.now() if self._started else time.time()
+        stem = f"canarylab-{state.name}.{state.namespace}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now))}"
+        report = markdown(self.lab.title, state, state.namespace, state.name,
+                          self.history.of(state.namespace, state.name), now)
+        try:
+            (folder / f"{stem}.md").write_text(report)
+            svg = self.save_screenshot(filename=f"{stem}.svg", path=str(folder))
+        except OSError as err:
+            self._report("export", err)
+            return
+        self.notify(f"{folder / (stem + '.md')}\n{svg}", title="report saved", timeout=8)
+
+    # ------------------------------------------------------------------------------------------ key help
+
+    def key_rows(self) -> list[tuple[str, str, str]]:
+        """``(keys, action, help)`` for the help screen, with the user's remapping, without hidden ones."""
+        rows = []
+        for k in keys.KEYS:
+            if not self.check_action(k.action, ()):
+                continue
+            mapped = self._keymap.get(keys.PREFIX + k.id, k.keys)
+            shown = ", ".join(self.get_key_display(b) for b in _bindings_for(mapped))
+            rows.append((shown, k.description, k.help))
+        rows.append(("ctrl+p", "Palette", "Every action by name (command palette)"))
+        return rows
+
+    def _help_note(self) -> str:
+        note = "Remap keys in ~/.config/canarylab/keymap.yaml ($CANARYLAB_KEYMAP) or CANARYLAB_KEY_<ID>=keys."
+        if self.readonly:
+            note = "Read-only: keys that change anything are hidden. " + note
+        return note
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """Every key's action in the command palette too (hidden ones stay hidden)."""
+        yield from super().get_system_commands(screen)
+        for k in keys.KEYS:
+            if k.id in ("quit", "help") or not self.check_action(k.action, ()):
+                continue
+            yield SystemCommand(k.description, k.help, _runner(self, k.action))
+
+
+def _bindings_for(mapped: str) -> list[Binding]:
+    return [Binding(key.strip(), "") for key in mapped.split(",") if key.strip()]
+
+
+def _runner(app: App[Any], action: str) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        await app.run_action(action)
+
+    return run
+
+
+# ------------------------------------------------------------------------------------------- commands
+
+
+async def _serve(lab: Lab, keymap: Mapping[str, str]) -> None:
+    """Start the lab before the TUI (so its errors are printed plainly), run the TUI, stop the lab."""
+    try:
+        await lab.start()
+    except (ClusterError, OSError) as err:
+        raise UserError(f"the lab did not start: {err}") from None
+    try:
+        await CanaryLabApp(lab, start_lab=False, keymap=keymap).run_async()
+    finally:
+        await lab.stop()
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """``canarylab`` / ``canarylab demo``: the dashboard on the simulated lab."""
+    try:
+        from canarylab.sim.lab import SimLab
+    except ImportError as err:
+        raise UserError(f"the simulated lab is not available in this build ({err}).") from None
+    keymap = keys.load_keymap()
+    speed = args.speed or (1.0 if args.prometheus else 5.0)
+    lab = SimLab(args.files, speed=speed, prometheus=args.prometheus, metrics_port=args.metrics_port,
+                 readonly=args.readonly)
+    asyncio.run(_serve(lab, keymap))
+    return 0
+
+
+def run_ui(args: argparse.Namespace) -> int:
+    """``canarylab ui``: the dashboard and the engine on a real cluster."""
+    try:
+        from canarylab.kube.lab import KubeLab
+    except ImportError:
+        raise UserError(
+            "canarylab ui needs the cluster adapter (canarylab.kube.lab), which this build does not have yet; "
+            "use `canarylab demo` for the simulated lab meanwhile."
+        ) from None
+    keymap = keys.load_keymap()
+    lab = KubeLab(args.context, args.namespaces, readonly=args.readonly, in_cluster=args.in_cluster)
+    asyncio.run(_serve(lab, keymap))
+    return 0

@@ -1,0 +1,129 @@
+"""The Canary detail: traffic, step ladder, one chart per check, pods, events, a hint; one screen."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from canarylab.screens.hints import hint
+from canarylab.screens.tags import next_image
+from canarylab.screens.view import LabView
+from canarylab.screens.workloads import Workloads
+from canarylab.widgets.event_log import EventLog
+from canarylab.widgets.lab_header import LabHeader
+from canarylab.widgets.metric_chart import MetricChart
+from canarylab.widgets.pods_table import PodsTable
+from canarylab.widgets.status import look, phase_text
+from canarylab.widgets.step_ladder import StepLadder
+from canarylab.widgets.traffic_bar import TrafficBar
+
+
+def chart_id(metric: str) -> str:
+    """A widget id from a metric name (ids allow letters, digits, ``-`` and ``_``)."""
+    return "chart-" + "".join(c if c.isalnum() or c in "-_" else "_" for c in metric)
+
+
+class DetailScreen(Screen[None]):
+    """One Canary, live. Escape goes to the overview."""
+
+    DEFAULT_CSS = """
+    DetailScreen #traffic, DetailScreen #analysis, DetailScreen #charts, DetailScreen #side {
+        border: round $primary 50%; border-title-color: $text; border-subtitle-color: $text-muted;
+    }
+    DetailScreen #traffic { height: 4; padding: 0 1; }
+    DetailScreen #analysis { height: 3; padding: 0 1; }
+    DetailScreen #body { height: 1fr; }
+    DetailScreen #charts { width: 1fr; padding: 0 1; }
+    DetailScreen #side { width: 1fr; }
+    DetailScreen #no-checks { color: $text-muted; }
+    DetailScreen #hint { height: 1; padding: 0 1; color: $text-accent; background: $boost; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.overview", "Overview", show=False)]
+
+    def __init__(self, namespace: str, name: str) -> None:
+        super().__init__()
+        self.key = (namespace, name)
+        self._hint = ""
+
+    def compose(self) -> ComposeResult:
+        yield LabHeader(id="header")
+        with Vertical(id="traffic"):
+            yield TrafficBar(id="bar")
+        with Vertical(id="analysis"):
+            yield StepLadder(id="ladder")
+        with Horizontal(id="body"):
+            with Vertical(id="charts"):
+                yield Static("no metric checks evaluated yet: they start with the analysis", id="no-checks")
+            with Vertical(id="side"):
+                yield PodsTable(id="pods")
+                yield EventLog(id="events")
+        yield Static("", id="hint")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#traffic").border_title = "traffic"
+        self.query_one("#analysis").border_title = "analysis"
+        self.query_one("#charts").border_title = "metric checks"
+        self.query_one("#side").border_title = "pods · events"
+
+    def current_key(self) -> tuple[str, str]:
+        """The Canary this screen shows."""
+        return self.key
+
+    def show_clock(self, view: LabView) -> None:
+        """Only the header's lab time moved."""
+        self.query_one(LabHeader).show_time(view.now)
+
+    def show(self, view: LabView) -> None:
+        """Redraw from the latest snapshot; each widget skips work when its part did not change."""
+        namespace, name = self.key
+        state = view.state(self.key)
+        workloads = view.workloads.get(self.key)
+        history = view.history.of(namespace, name)
+        phase = phase_text(state) if state else "unknown"
+        icon, _ = look(state.phase if state else "")
+        self.query_one(LabHeader).show(view.title, view.engine, f"{namespace}/{name} {icon} {phase}", view.now)
+        if state is not None:
+            primary_image = workloads.primary.image if workloads else ""
+            canary_image = workloads.canary.image if workloads else ""
+            self.query_one(TrafficBar).show(state.primary_weight, state.canary_weight, primary_image, canary_image)
+            self.query_one("#traffic").border_title = f"traffic · {state.router} {state.target}"
+            self.query_one(StepLadder).show(state.steps, state.canary_weight, state.iterations, state.phase,
+                                            state.strategy)
+            strategy = "Blue/Green" if state.strategy != "canary" else "canary"
+            self.query_one("#analysis").border_title = (
+                f"analysis · {strategy} · failed checks {state.failed_checks}/{state.threshold}"
+                f" · every {state.interval:g}s"
+            )
+        if workloads is not None:
+            self.query_one(PodsTable).show(workloads)
+        self._show_charts(view, namespace, name)
+        self.query_one(EventLog).show(history.log, history.logged)
+        proposed = next_image(workloads.canary.image) if workloads and workloads.canary.image else ""
+        text = hint(state, proposed, readonly=view.readonly, supports_faults=view.supports_faults)
+        if text != self._hint:
+            self._hint = text
+            self.query_one("#hint", Static).update(text)
+
+    def _show_charts(self, view: LabView, namespace: str, name: str) -> None:
+        checks = view.history.of(namespace, name).checks
+        box = self.query_one("#charts")
+        if checks:
+            self.query_one("#no-checks").display = False
+        for metric, samples in checks.items():
+            charts = box.query(f"#{chart_id(metric)}")
+            if charts:
+                chart = charts.first(MetricChart)
+            else:
+                chart = MetricChart(metric, id=chart_id(metric))
+                box.mount(chart)
+            chart.show(samples)
+
+    def workloads_changed(self, workloads: Workloads) -> None:
+        """New pod counts from the app's poll."""
+        self.query_one(PodsTable).show(workloads)

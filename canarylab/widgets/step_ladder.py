@@ -1,0 +1,80 @@
+"""The step ladder: the weights the analysis walks (5, 10, ... 50, promote) and where the run stands."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from rich.text import Text
+from textual.widget import Widget
+
+PROMOTING = ("Promoting", "Finalising")
+RUNNING = ("Progressing", "WaitingPromotion", "Waiting", *PROMOTING)
+
+
+def ladder(
+    steps: Sequence[int], weight: int, iterations: int, phase: str, strategy: str
+) -> list[tuple[str, str]]:
+    """``(label, role)`` chips: roles ``done``, ``current``, ``todo``, ``failed``.
+
+    Canary strategy: one chip per weight in ``steps`` then ``promote``; Blue/Green: one per iteration.
+    """
+    blue_green = strategy != "canary"
+    position = iterations if blue_green else weight
+    running = phase in RUNNING
+    chips: list[tuple[str, str]] = []
+    for step in steps:
+        label = f"#{step}" if blue_green else f"{step}%"
+        if phase == "Succeeded" or phase in PROMOTING or (running and position > step):
+            role = "done"
+        elif running and position == step:
+            role = "current"
+        else:
+            role = "todo"
+        chips.append((label, role))
+    if phase == "Succeeded":
+        chips.append(("promoted", "done"))
+    elif phase in PROMOTING or phase == "WaitingPromotion":
+        chips.append(("promote", "current"))
+    elif phase == "Failed":
+        chips.append(("rolled back", "failed"))
+    else:
+        chips.append(("promote", "todo"))
+    return chips
+
+
+class StepLadder(Widget):
+    """One line of chips joined by arrows; the current step stands out."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "step-ladder--done", "step-ladder--current", "step-ladder--todo", "step-ladder--failed",
+    }  # fmt: skip
+    DEFAULT_CSS = """
+    StepLadder { height: 1; }
+    StepLadder > .step-ladder--done { color: $success; }
+    StepLadder > .step-ladder--current { color: $background; background: $warning; text-style: bold; }
+    StepLadder > .step-ladder--todo { color: $text-muted; }
+    StepLadder > .step-ladder--failed { color: $background; background: $error; text-style: bold; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._chips: list[tuple[str, str]] = []
+
+    def show(self, steps: Sequence[int], weight: int, iterations: int, phase: str, strategy: str) -> None:
+        """Redraw for the Canary's current state (no-op when unchanged)."""
+        chips = ladder(steps, weight, iterations, phase, strategy)
+        if chips != self._chips:
+            self._chips = chips
+            self.refresh()
+
+    def render(self) -> Text:
+        text = Text(no_wrap=True, overflow="ellipsis")
+        arrow = self.get_component_rich_style("step-ladder--todo")
+        compact = sum(len(label) + 3 for label, _ in self._chips) > self.size.width
+        for i, (label, role) in enumerate(self._chips):
+            if i:
+                text.append("›" if compact else " › ", arrow)
+            shown = label.rstrip("%") if compact and label.endswith("%") else label
+            text.append(f"{shown}" if compact else f" {shown} ", self.get_component_rich_style(f"step-ladder--{role}"))
+        return text
