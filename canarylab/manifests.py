@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +13,22 @@ import yaml
 from canarylab.errors import UserError
 
 
-BOOTSTRAP = Path(__file__).resolve().parent.parent / "bootstrap"
+def _find_bootstrap() -> Path:
+    """``bootstrap/`` next to the package (a checkout or an editable install), else where the wheel put it:
+    ``<prefix>/share/canarylab/bootstrap`` (pyproject ``[tool.setuptools.data-files]``), for a venv, the system
+    or a ``pip install --user``."""
+    source = Path(__file__).resolve().parent.parent / "bootstrap"
+    shared = Path("share", "canarylab", "bootstrap")
+    candidates = [source, Path(sysconfig.get_path("data")) / shared, Path(sys.prefix) / shared]
+    with contextlib.suppress(KeyError):  # no user scheme on this platform
+        candidates.append(Path(sysconfig.get_path("data", sysconfig.get_preferred_scheme("user"))) / shared)
+    for candidate in candidates:
+        if (candidate / "workloads").is_dir():
+            return candidate
+    return source
+
+
+BOOTSTRAP = _find_bootstrap()
 
 
 def bootstrap_file(*parts: str) -> Path:

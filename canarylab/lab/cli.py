@@ -100,7 +100,8 @@ def run_down(args: argparse.Namespace, *, runner: Runner | None = None, out: Pri
             exit_code=1)
     run = runner or _default_runner()
     out(f"Deleting kind cluster {name!r} (context {context_of(name)})")
-    result = run.run(cmd("kind", "delete", "cluster", "--name", name), check=False, on_line=lambda line: out(f"  {line}"))
+    result = run.run(cmd("kind", "delete", "cluster", "--name", name), check=False,
+                     on_line=lambda line: out(f"  {line}"))
     if not result.ok:
         raise UserError(f"`kind delete cluster --name {name}` failed (exit {result.exit_code}):\n"
                         f"{result.output_tail()}\nIs Docker running? Try again once `docker info` works.", exit_code=1)

@@ -79,7 +79,8 @@ def _docker(probe: Probe) -> tuple[list[Check], bool]:
     code, out = probe.run("docker", "info", "--format", "{{json .}}")
     if code == 127:
         return [Check(g, "docker CLI is installed", Outcome.FAIL,
-                      "install Docker (https://docs.docker.com/get-docker/); kind runs the cluster in containers")], False
+                      "install Docker (https://docs.docker.com/get-docker/); kind runs the cluster in "
+                      "containers")], False
     info: dict[str, Any] = {}
     for line in out.splitlines():  # `docker info` prints JSON on one line, warnings around it
         if line.strip().startswith("{"):
@@ -97,7 +98,8 @@ def _docker(probe: Probe) -> tuple[list[Check], bool]:
     pre = probe.versions.section("preflight")
     cpus = int(info.get("NCPU", 0))
     want_cpus = int(pre.get("min_cpus", 2))
-    checks.append(Check(g, f"Docker has {cpus} CPUs (want {want_cpus})", Outcome.OK if cpus >= want_cpus else Outcome.WARN,
+    checks.append(Check(g, f"Docker has {cpus} CPUs (want {want_cpus})",
+                        Outcome.OK if cpus >= want_cpus else Outcome.WARN,
                         "" if cpus >= want_cpus else "give Docker more CPUs (Docker Desktop: Settings → Resources); "
                         "the lab will be slow"))
     mem = float(info.get("MemTotal", 0)) / GIB
@@ -129,7 +131,8 @@ def _tools(probe: Probe) -> list[Check]:
         code, out = probe.run(*_VERSION_ARGS[tool])
         if code == 127:
             checks.append(Check("Tools", f"{tool} is installed", Outcome.FAIL,
-                                f"run `canarylab tools install` (downloads {tool} {pin.version}) or install it yourself"))
+                                f"run `canarylab tools install` (downloads {tool} {pin.version}) or install it "
+                                "yourself"))
             continue
         version = parse_version(tool, out) if code == 0 else None
         if version is None:
@@ -213,7 +216,8 @@ def _cluster(probe: Probe, docker_ok: bool) -> list[Check]:
             else:
                 checks.append(Check(g, f"cluster name {probe.name!r} is free", Outcome.FAIL,
                                     f"a kind cluster {probe.name!r} exists that canarylab did not create; pick "
-                                    f"another name (`--name lab2`) or delete it: `kind delete cluster --name {probe.name}`"))
+                                    "another name (`--name lab2`) or delete it: "
+                                    f"`kind delete cluster --name {probe.name}`"))
         else:
             checks.append(Check(g, f"cluster name {probe.name!r} is free", Outcome.OK))
     ports = host_ports(probe.kind_config or bootstrap_file("kind.yaml"))

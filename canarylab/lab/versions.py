@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -72,9 +73,9 @@ def load_versions(text: str | None = None) -> Versions:
     tools: dict[str, ToolPin] = {}
     for name, spec in (raw.get("tools") or {}).items():
         try:
+            sums = {str(k): str(v) for k, v in (spec.get("sha256") or {}).items()}
             tools[name] = ToolPin(name=name, version=str(spec["version"]), min_version=str(spec["min_version"]),
-                                  url=str(spec["url"]), sha256={str(k): str(v) for k, v in (spec.get("sha256") or {}).items()},
-                                  archive_member=spec.get("archive_member"))
+                                  url=str(spec["url"]), sha256=sums, archive_member=spec.get("archive_member"))
         except (KeyError, TypeError) as err:
             raise UserError(f"{source}: tools.{name} needs version, min_version and url ({err}).") from None
     return Versions(tools, raw)
@@ -104,10 +105,9 @@ def parse_version(tool: str, output: str) -> str | None:
     """
     text = output.strip()
     if tool == "kubectl":
-        try:
+        # Older kubectl or plain text: fall through to the regex.
+        with contextlib.suppress(ValueError, KeyError, TypeError):
             text = str(json.loads(text)["clientVersion"]["gitVersion"])
-        except (ValueError, KeyError, TypeError):
-            pass  # older kubectl or plain text: fall through to the regex
     if tool == "linkerd":
         m = _LINKERD.search(text)
         return m.group(0) if m else None
