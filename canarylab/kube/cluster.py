@@ -34,6 +34,7 @@ from kr8s.asyncio import Api
 from canarylab.engine.kinds import EVENT, Kind, Obj, kind_of
 from canarylab.engine.ports import Clock, ClusterError, Conflict, NotFound, WatchEvent
 from canarylab.errors import UserError
+from canarylab.kube.config import server_of
 from canarylab.kube.objects import kr8s_class
 
 log = logging.getLogger("canarylab.kube")
@@ -66,6 +67,13 @@ def unreachable_message(context: str, server: str, reason: str) -> str:
 
 def describe(err: BaseException) -> str:
     """A short reason for a connection failure (``connection refused``, ``timed out``)."""
+    chain: list[BaseException] = []
+    cause: BaseException | None = err
+    while cause is not None and cause not in chain:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    if any(isinstance(c, ConnectionRefusedError) for c in chain):
+        return "connection refused"
     text = str(err) or type(err).__name__
     lowered = text.lower()
     if "refused" in lowered:
@@ -144,6 +152,7 @@ class KubeCluster:
         """
         say = log or log_to_logger
         backoff = Backoff(0.5, 10.0)
+        server = server or server_of(context, kubeconfig)
         name = context or "(current)"
         while True:
             try:

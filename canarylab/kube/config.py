@@ -90,6 +90,18 @@ def resolve(context: str | None, kubeconfig: str | None = None) -> Target:
     return Target(context, server, kubeconfig, context in created)
 
 
+def server_of(context: str | None, kubeconfig: str | None = None) -> str:
+    """The API server URL of ``context`` (the current context when ``None``), or ``""`` if unknown."""
+    try:
+        config = _load(kubeconfig_paths(kubeconfig))
+    except UserError:
+        return ""
+    name = context or config["current-context"]
+    ctx = next((c.get("context") or {} for c in config["contexts"] if c.get("name") == name), {})
+    cluster = next((c.get("cluster") or {} for c in config["clusters"] if c.get("name") == ctx.get("cluster")), {})
+    return str(cluster.get("server", ""))
+
+
 def check_namespaces(target: Target, namespaces: list[str], readonly: bool) -> None:
     """Refuse to act on a context canarylab did not create unless the user named the namespaces."""
     if target.created_by_canarylab or readonly or namespaces:

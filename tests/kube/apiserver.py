@@ -26,6 +26,7 @@ import copy
 import datetime
 import json
 import re
+import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -164,6 +165,29 @@ class ApiServer(kmock.KubernetesScaffold):
         for _, queue in list(self._watchers):
             queue.put_nowait(_Drop(abort))
         return len(self._watchers)
+
+    def restore(self, other: ApiServer) -> None:
+        """Take over another server's objects and history, as an API server restarted on the same etcd."""
+        self._store = copy.deepcopy(other._store)
+        self.writes = list(other.writes)
+        self._rv = other._rv
+        self._compacted = other._compacted
+
+    @property
+    def requests(self) -> list[kmock.Request]:
+        """Every request served so far, in order."""
+        return list(self._requests)
+
+    @property
+    def watching(self) -> int:
+        """How many watches are open now."""
+        return len(self._watchers)
+
+    async def until_watching(self, count: int = 1, timeout: float = 3.0) -> None:
+        """Wait (bounded) until ``count`` watches are open."""
+        async with asyncio.timeout(timeout):
+            while len(self._watchers) < count:
+                await asyncio.sleep(0.01)
 
     def compact(self) -> None:
         """Forget the history: watches resuming from an older ``resourceVersion`` get ``410 Gone``."""
@@ -469,15 +493,29 @@ class ApiServer(kmock.KubernetesScaffold):
 
 
 @contextlib.asynccontextmanager
-async def serve(*, port: int | None = None, bookmark_interval: float = 1.0) -> AsyncIterator[ApiServer]:
-    """Start a fresh :class:`ApiServer` on 127.0.0.1 (a free port unless given); ends open watches on exit."""
+async def serve(*, port: int | None = None, bookmark_interval: float = 1.0,
+                restore: ApiServer | None = None) -> AsyncIterator[ApiServer]:
+    """Start a fresh :class:`ApiServer` on 127.0.0.1 (a free port unless given); ends open watches on exit.
+
+    ``restore``: start with that (stopped) server's objects and history, as after an API server restart.
+    """
     api = ApiServer(bookmark_interval=bookmark_interval)
+    if restore is not None:
+        api.restore(restore)
     async with api, kmock.Server(api, host="127.0.0.1", port=port):
         try:
             yield api
         finally:
             api.drop_watches(abort=True)
             await asyncio.sleep(0)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def write_kubeconfig(path: Path, server: str, context: str = "kmock", namespace: str = "default") -> Path:
