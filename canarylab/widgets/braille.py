@@ -62,7 +62,10 @@ def render(
     """
     width, height = max(1, width), max(1, height)
     dots_x, dots_y = width * 2, height * 4
-    recent = list(zip(values, oks, strict=False))[-dots_x:]
+    pairs = list(zip(values, oks, strict=False))
+    # Few samples are spread (up to 4 dot columns apart) so a young run already reads as a line.
+    spacing = max(1, min(4, (dots_x - 1) // max(1, len(pairs) - 1)))
+    recent = pairs[-((dots_x - 1) // spacing + 1):]
     bounds = [b for b in (minimum, maximum) if b is not None]
     low, high = value_range([v for v, _ in recent if v is not None], bounds)
 
@@ -73,18 +76,29 @@ def render(
 
     bits = [[0] * width for _ in range(height)]
     bad = [[False] * width for _ in range(height)]
-    previous: int | None = None
-    for x, (value, ok) in enumerate(recent):
+
+    def plot(x: int, y0: int, y1: int, ok: bool) -> None:
+        for dy in range(min(y0, y1), max(y0, y1) + 1):
+            row, col = dy // 4, x // 2
+            bits[row][col] |= _DOT_BITS[(x % 2, dy % 4)]
+            bad[row][col] = bad[row][col] or not ok
+
+    previous: tuple[int, int] | None = None
+    for i, (value, ok) in enumerate(recent):
+        x = i * spacing
         if value is None:
             previous = None
             continue
         y = to_dot_y(value)
-        span = range(min(y, previous), max(y, previous) + 1) if previous is not None else range(y, y + 1)
-        for dy in span:
-            row, col = dy // 4, x // 2
-            bits[row][col] |= _DOT_BITS[(x % 2, dy % 4)]
-            bad[row][col] = bad[row][col] or not ok
-        previous = y
+        if previous is None:
+            plot(x, y, y, ok)
+        else:
+            px, py = previous
+            for step in range(1, x - px + 1):  # straight segment from the previous sample, joined vertically
+                yy = round(py + (y - py) * step / (x - px))
+                yprev = round(py + (y - py) * (step - 1) / (x - px))
+                plot(px + step, yprev, yy, ok)
+        previous = (x, y)
 
     line = minimum if minimum is not None else maximum
     threshold_dot = to_dot_y(line) if line is not None else None

@@ -19,7 +19,7 @@ class EventLog(RichLog):
         "event-log--time", "event-log--warning", "event-log--error", "event-log--normal",
     }  # fmt: skip
     DEFAULT_CSS = """
-    EventLog { height: 1fr; background: $surface; scrollbar-size-vertical: 1; }
+    EventLog { height: 1fr; background: $surface; scrollbar-size-vertical: 1; overflow-x: hidden; }
     EventLog > .event-log--time { color: $text-muted; }
     EventLog > .event-log--warning { color: $warning; text-style: bold; }
     EventLog > .event-log--error { color: $error; text-style: bold; }
@@ -27,7 +27,8 @@ class EventLog(RichLog):
     """
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, wrap=True, markup=False, highlight=False, auto_scroll=True, max_lines=1000)
+        super().__init__(id=id, wrap=True, markup=False, highlight=False, auto_scroll=True, max_lines=1000,
+                         min_width=20)
         self._written = 0
 
     def show(self, lines: Sequence[LogLine], total: int) -> None:

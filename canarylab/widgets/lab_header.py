@@ -47,5 +47,7 @@ class LabHeader(Widget):
             state = self.get_component_rich_style("lab-header--state")
             left.append_text(Text.assemble((" · ", muted), (canary, state)))
         right = Text(f"lab time {hms(now)} UTC " if now is not None else "", style=muted)
+        if left.cell_len + right.cell_len + 1 > self.size.width:
+            right = Text("")  # narrow terminal: the lab time goes first
         gap = max(1, self.size.width - left.cell_len - right.cell_len)
         return Text.assemble(left, " " * gap, right, no_wrap=True, overflow="ellipsis")

@@ -57,7 +57,7 @@ class MetricChart(Widget):
         "metric-chart--axis", "metric-chart--title", "metric-chart--idle",
     }  # fmt: skip
     DEFAULT_CSS = """
-    MetricChart { height: 1fr; min-height: 4; }
+    MetricChart { height: 1fr; min-height: 4; text-wrap: nowrap; text-overflow: ellipsis; }
     MetricChart > .metric-chart--ok { color: $success; }
     MetricChart > .metric-chart--bad { color: $error; }
     MetricChart > .metric-chart--threshold { color: $warning; }
@@ -113,4 +113,7 @@ class MetricChart(Widget):
             for char, role in row:
                 line.append(char, None if role == "blank" else self._style(role))
             lines.append(line)
-        return Text("\n").join(lines)
+        out = Text("\n").join(lines)
+        out.no_wrap = True  # a long title is cut, never wrapped: it would push the chart's last row out
+        out.overflow = "ellipsis"
+        return out

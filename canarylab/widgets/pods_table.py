@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from canarylab.screens.workloads import Revision, Workloads
+from canarylab.widgets.traffic_bar import tag_of
 
 
 def ready_text(rev: Revision) -> str:
@@ -17,7 +18,7 @@ class PodsTable(DataTable[str | Text]):
     """Two rows, primary then canary."""
 
     DEFAULT_CSS = """
-    PodsTable { height: auto; max-height: 4; }
+    PodsTable { height: auto; max-height: 4; overflow: hidden hidden; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -39,5 +40,5 @@ class PodsTable(DataTable[str | Text]):
             self.add_row(
                 rev.role, rev.deployment,
                 Text(ready, style="bold" if healthy else "italic"),
-                rev.image or "-", rev.hpa,
+                tag_of(rev.image) if rev.image else "-", rev.hpa,
             )  # fmt: skip

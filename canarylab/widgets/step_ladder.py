@@ -71,7 +71,8 @@ class StepLadder(Widget):
     def render(self) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
         arrow = self.get_component_rich_style("step-ladder--todo")
-        compact = sum(len(label) + 3 for label, _ in self._chips) > self.size.width
+        full = sum(len(label) + 2 for label, _ in self._chips) + 3 * (len(self._chips) - 1)
+        compact = full > self.size.width
         for i, (label, role) in enumerate(self._chips):
             if i:
                 text.append("›" if compact else " › ", arrow)
