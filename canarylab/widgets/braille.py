@@ -68,6 +68,12 @@ def render(
     recent = pairs[-((dots_x - 1) // spacing + 1):]
     bounds = [b for b in (minimum, maximum) if b is not None]
     low, high = value_range([v for v, _ in recent if v is not None], bounds)
+    # Leave room on the failing side of the threshold, so the shaded zone shows before anything fails.
+    room = (high - low) * 0.25
+    if minimum is not None:
+        low = min(low, minimum - room)
+    elif maximum is not None:
+        high = max(high, maximum + room)
 
     def to_dot_y(value: float) -> int:
         # Row 0 is the top; clamp so out-of-range values sit on the border.

@@ -25,7 +25,7 @@ def ladder(
     chips: list[tuple[str, str]] = []
     for step in steps:
         label = f"#{step}" if blue_green else f"{step}%"
-        if phase == "Succeeded" or phase in PROMOTING or (running and position > step):
+        if phase in ("Succeeded", "WaitingPromotion", *PROMOTING) or (running and position > step):
             role = "done"
         elif running and position == step:
             role = "current"

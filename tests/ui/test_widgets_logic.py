@@ -1,0 +1,126 @@
+"""The dashboard's pure parts: chart rasterising, the ladder, next tags, sorting, keymaps, the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from canarylab.engine.controller import CanaryState
+from canarylab.engine.events import CheckEvaluated, KubeEvent, WeightChanged
+from canarylab.errors import UserError
+from canarylab.keymap import load_keymap
+from canarylab.screens.history import History
+from canarylab.screens.report import markdown
+from canarylab.screens.tags import next_image
+from canarylab.widgets.braille import render
+from canarylab.widgets.canary_table import sort_and_filter
+from canarylab.widgets.status import needs_attention
+from canarylab.widgets.step_ladder import ladder
+
+STEPS = (5, 10, 15, 20, 25, 30, 35, 40, 45, 50)
+
+
+def state(name: str = "podinfo", namespace: str = "test", **changes: object) -> CanaryState:
+    base: dict[str, object] = dict(
+        namespace=namespace, name=name, target=name, phase="Initialized", canary_weight=0, primary_weight=100,
+        failed_checks=0, threshold=5, iterations=0, strategy="canary", steps=STEPS, max_weight=50, interval=30.0,
+        last_transition_time=None, paused=False, suspended=False, waiting_gate=None, problem=None,
+        router="TrafficSplit",
+    )
+    base.update(changes)
+    return CanaryState(**base)  # type: ignore[arg-type]
+
+
+def test_a_success_rate_under_its_minimum_is_drawn_red_below_a_threshold_line() -> None:
+    # given a success rate that starts healthy and falls under min 99
+    values = [100.0, 99.8, 99.5, 80.0]
+    chart = render(values, [v >= 99 for v in values], width=10, height=4, minimum=99)
+    roles = {role for row in chart.rows for _, role in row}
+    # then the line has an ok part and a failing part, the threshold is drawn and the side below it shaded
+    assert {"ok", "bad", "threshold", "zone"} <= roles
+    assert chart.threshold_row is not None
+    below = chart.rows[chart.threshold_row + 1 :]
+    assert all(role in ("zone", "bad", "ok") for row in below for _, role in row)
+
+
+def test_a_latency_check_shades_the_side_above_its_maximum() -> None:
+    chart = render([120.0, 130.0], [True, True], width=8, height=6, maximum=500)
+    assert chart.threshold_row is not None
+    assert all(role == "zone" for _, role in chart.rows[0])  # above max 500 is the failing side
+    assert chart.low < 120 and chart.high > 500
+
+
+def test_no_values_leave_a_gap_and_an_empty_chart_does_not_fail() -> None:
+    assert render([], [], width=5, height=2).rows
+    chart = render([1.0, None, 2.0], [True, False, True], width=5, height=2)
+    assert any(role == "ok" for row in chart.rows for _, role in row)
+
+
+@pytest.mark.parametrize(
+    ("phase", "weight", "expected_current"),
+    [("Progressing", 15, "15%"), ("WaitingPromotion", 50, "promote"), ("Promoting", 50, "promote")],
+)
+def test_the_ladder_marks_the_current_step(phase: str, weight: int, expected_current: str) -> None:
+    chips = ladder(STEPS, weight, 0, phase, "canary")
+    assert [label for label, role in chips if role == "current"] == [expected_current]
+    assert all(role == "done" for label, role in chips if label in ("5%", "10%")) or weight < 15
+
+
+def test_the_ladder_after_a_rollback_and_for_blue_green() -> None:
+    assert ladder(STEPS, 0, 0, "Failed", "canary")[-1] == ("rolled back", "failed")
+    chips = ladder((1, 2, 3), 0, 2, "Progressing", "blue-green")
+    assert chips[:3] == [("#1", "done"), ("#2", "current"), ("#3", "todo")]
+
+
+@pytest.mark.parametrize(
+    ("image", "proposed"),
+    [("stefanprodan/podinfo:3.1.0", "stefanprodan/podinfo:3.1.1"),
+     ("registry:5000/app:v1.2.9", "registry:5000/app:v1.2.10"),
+     ("nginx:latest", "nginx:latest"), ("nginx", "nginx")],
+)
+def test_the_bump_modal_proposes_the_next_patch(image: str, proposed: str) -> None:
+    assert next_image(image) == proposed
+
+
+def test_overview_rows_filter_and_sort_with_attention_first() -> None:
+    states = [state("b", "shop"), state("a", "test", phase="Failed"), state("c", "test", waiting_gate="ask")]
+    assert [s.name for s in sort_and_filter(states, "attention", "")] == ["a", "c", "b"]
+    assert [s.name for s in sort_and_filter(states, "name", "TEST")] == ["a", "c"]
+    assert [s.name for s in sort_and_filter(states, "namespace", "failed")] == ["a"]
+    assert needs_attention(states[1]) and not needs_attention(states[0])
+
+
+def test_keys_are_remapped_from_a_file_and_the_environment(tmp_path: Path) -> None:
+    keymap = tmp_path / "keymap.yaml"
+    keymap.write_text("bump: ctrl+b\nquit: q,ctrl+q\n")
+    got = load_keymap({"CANARYLAB_KEYMAP": str(keymap), "CANARYLAB_KEY_FAULT": "x"})
+    assert got == {"canarylab.bump": "ctrl+b", "canarylab.quit": "q,ctrl+q", "canarylab.fault": "x"}
+
+
+def test_a_wrong_keymap_names_the_binding_and_the_fix(tmp_path: Path) -> None:
+    keymap = tmp_path / "keymap.yaml"
+    keymap.write_text("ship: s\n")
+    with pytest.raises(UserError, match="unknown binding id 'ship'.*bump"):
+        load_keymap({"CANARYLAB_KEYMAP": str(keymap)})
+    with pytest.raises(UserError, match="no such file"):
+        load_keymap({"CANARYLAB_KEYMAP": str(tmp_path / "missing.yaml")})
+
+
+def test_the_report_has_the_timeline_weights_and_checks_against_thresholds() -> None:
+    history = History()
+    common = {"namespace": "test", "name": "podinfo"}
+    history.feed([
+        KubeEvent(time=0, type="Normal", reason="Synced", message="New revision detected! Scaling up podinfo.test",
+                  **common),
+        WeightChanged(time=30, primary=95, canary=5, **common),
+        CheckEvaluated(time=60, metric="request-success-rate", value=50.0, min=99, max=None, ok=False, unit="%",
+                       **common),
+        KubeEvent(time=60, type="Warning", reason="Synced",
+                  message="Halt podinfo.test advancement success rate 50.00% < 99%", **common),
+    ])  # fmt: skip
+    text = markdown("simulated lab", state(phase="Progressing"), "test", "podinfo", history.of("test", "podinfo"), 90)
+    assert "| 00:00:00 | Normal | New revision detected! Scaling up podinfo.test |" in text
+    assert "| 00:00:30 | 95% | 5% |" in text
+    assert "| 00:01:00 | 50% | 99 | - | FAILED |" in text
+    assert "1 evaluations, 1 failed." in text
