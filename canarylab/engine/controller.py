@@ -1,14 +1,44 @@
-"""The Engine: one asyncio task per Canary, ticking on the injected clock (API skeleton; the run loop follows)."""
+"""The Engine: one asyncio task per Canary, ticking on the injected clock.
+
+Each task ticks at once, then every analysis interval, and wakes early when its target Deployment gets a
+new pod template, its Canary spec changes, or a command arrives. All run state lives in the Canary status
+(and a pause in the ``canarylab.dev/paused`` annotation), so a new Engine resumes where the old one stopped.
+With ``readonly=True`` the engine never writes: it follows what a real Flagger writes and emits the same
+typed events.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
+import contextlib
+from collections.abc import AsyncIterator, Callable, Collection
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from canarylab.engine.commands import Command
-from canarylab.engine.events import EngineEvent, EventSink
-from canarylab.engine.ports import Clock, Cluster, Metrics, Webhooks
+from canarylab.engine import routing
+from canarylab.engine.clock import sleep_or_wake
+from canarylab.engine.commands import Abort, Command, OpenGate, Pause, Promote, Resume
+from canarylab.engine.context import RunNotes, TickContext, template_hash
+from canarylab.engine.events import (
+    CanaryProblem,
+    CanaryRemoved,
+    EngineEvent,
+    EngineNotice,
+    EventSink,
+    KubeEvent,
+    PhaseChanged,
+    StatusChanged,
+    WeightChanged,
+)
+from canarylab.engine.kinds import CANARY, DEPLOYMENT, EVENT, HTTP_ROUTE, TRAFFIC_SPLIT, Kind, Obj
+from canarylab.engine.ports import Clock, Cluster, ClusterError, Metrics, WatchEvent, WebhookCall, Webhooks
+from canarylab.engine.spec import Canary, SpecError, parse_canary
+from canarylab.engine.tick import advance_canary
+
+PAUSED_ANNOTATION = "canarylab.dev/paused"
+_RUNNING = ("Progressing", "WaitingPromotion", "Promoting", "Finalising", "Waiting")
 
 
 class EngineError(Exception):
@@ -40,6 +70,36 @@ class CanaryState:
     router: str
 
 
+@dataclass
+class _Slot:
+    """Everything the engine keeps about one Canary."""
+
+    namespace: str
+    name: str
+    obj: Obj
+    canary: Canary | None = None
+    problem: str | None = None
+    notes: RunNotes = field(default_factory=RunNotes)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    task: asyncio.Task[None] | None = None
+    target_hash: str | None = None
+    generation: int | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}.{self.namespace}"
+
+    @property
+    def paused(self) -> bool:
+        annotations = (self.obj.get("metadata") or {}).get("annotations") or {}
+        return str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true"
+
+    @property
+    def phase(self) -> str:
+        return str((self.obj.get("status") or {}).get("phase") or "")
+
+
 class Engine:
     """Flagger's canary analysis over the Cluster, Metrics and Webhooks ports."""
 
@@ -54,7 +114,11 @@ class Engine:
         self.readonly = readonly
         self.metrics_server = metrics_server
         self._sinks: list[EventSink] = []
-        self._states: dict[tuple[str, str], CanaryState] = {}
+        self._slots: dict[tuple[str, str], _Slot] = {}
+        self.ticks = 0
+        """How many ticks ran (benchmarks)."""
+
+    # ------------------------------------------------------------------------------------- public
 
     def subscribe(self, sink: EventSink) -> Callable[[], None]:
         """Call ``sink`` for every event, in order; returns a function that unsubscribes."""
@@ -73,16 +137,351 @@ class Engine:
 
     async def run(self) -> None:
         """Until cancelled: watch Canaries and their target Deployments, one task per Canary."""
-        await asyncio.Event().wait()
+        try:
+            async with asyncio.TaskGroup() as group:
+                if self.readonly:
+                    group.create_task(self._observe_canaries())
+                    group.create_task(self._observe_routes(TRAFFIC_SPLIT))
+                    group.create_task(self._observe_routes(HTTP_ROUTE))
+                    group.create_task(self._observe_events())
+                else:
+                    group.create_task(self._watch_canaries())
+                    group.create_task(self._watch_targets())
+        finally:
+            tasks = [s.task for s in self._slots.values() if s.task is not None]
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def send(self, command: Command) -> None:
         """Apply a command (:mod:`canarylab.engine.commands`); raises :class:`EngineError` if not applicable."""
-        raise EngineError(f"canary {command.name}.{command.namespace} is not known to the engine")
+        key = f"{command.name}.{command.namespace}"
+        if self.readonly:
+            raise EngineError(f"cannot {type(command).__name__.lower()} {key}: the engine is read-only "
+                              "(--readonly), it only follows what Flagger does")
+        slot = await self._slot(command.namespace, command.name)
+        fresh = await self.cluster.get(CANARY, command.namespace, command.name)
+        if fresh is not None:
+            slot.obj = fresh
+        phase = slot.phase or "Initializing"
+        if isinstance(command, Pause | Resume):
+            await self._set_paused(slot, isinstance(command, Pause))
+            return
+        if slot.paused:
+            raise EngineError(f"{key} is paused; resume it first")
+        if slot.problem:
+            raise EngineError(f"{key} is not run because its spec is invalid: {slot.problem}")
+        if isinstance(command, Abort):
+            if phase not in _RUNNING:
+                raise EngineError(f"{key} is {phase}: there is no analysis to abort (it starts when the target "
+                                  "Deployment's pod template changes)")
+            slot.notes.abort = True
+            self._notice(slot, "manual abort requested")
+        elif isinstance(command, Promote):
+            if phase not in ("Progressing", "WaitingPromotion"):
+                raise EngineError(f"{key} is {phase}: only a canary in Progressing or WaitingPromotion can be "
+                                  "promoted now")
+            slot.notes.promote = True
+            self._notice(slot, "manual promotion requested")
+        elif isinstance(command, OpenGate):
+            await self._open_gate(slot, phase)
+        else:
+            raise EngineError(f"unknown command {type(command).__name__}")
+        slot.wake.set()
 
     def canary_states(self) -> list[CanaryState]:
         """A snapshot of every Canary the engine serves, sorted by namespace and name."""
-        return [self._states[k] for k in sorted(self._states)]
+        return [self._state(self._slots[k]) for k in sorted(self._slots)]
 
     async def tick_once(self, namespace: str, name: str) -> None:
         """Run one tick of the Canary now (tests)."""
-        raise EngineError(f"canary {name}.{namespace} is not known to the engine")
+        slot = await self._slot(namespace, name)
+        obj = await self.cluster.get(CANARY, namespace, name)
+        if obj is None:
+            raise EngineError(f"Canary {name}.{namespace} does not exist")
+        await self._tick(slot, obj)
+
+    # ------------------------------------------------------------------------------------- ticking
+
+    async def _slot(self, namespace: str, name: str) -> _Slot:
+        slot = self._slots.get((namespace, name))
+        if slot is None:
+            obj = await self.cluster.get(CANARY, namespace, name)
+            if obj is None:
+                raise EngineError(f"Canary {name}.{namespace} does not exist (kubectl get canaries -A lists them)")
+            slot = _Slot(namespace, name, obj)
+            self._slots[(namespace, name)] = slot
+        return slot
+
+    def _notice(self, slot: _Slot, message: str, level: str = "info") -> None:
+        self.emit(EngineNotice(time=self.clock.now(), namespace=slot.namespace, name=slot.name, message=message,
+                               level=level))  # type: ignore[arg-type]
+
+    async def _tick(self, slot: _Slot, obj: Obj) -> None:
+        async with slot.lock:
+            slot.obj = obj
+            if slot.paused:
+                return
+            try:
+                canary = parse_canary(obj)
+            except SpecError as err:
+                await self._problem(slot, str(err))
+                return
+            if slot.problem is not None:
+                slot.problem = None
+                self._notice(slot, "the Canary spec is valid again")
+            slot.canary = canary
+            ctx = TickContext(cluster=self.cluster, metrics=self.metrics, webhooks=self.webhooks, clock=self.clock,
+                              emit=self.emit, canary=canary, obj=obj, notes=slot.notes,
+                              metrics_server=self.metrics_server)  # fmt: skip
+            self.ticks += 1
+            try:
+                await advance_canary(ctx)
+            except (ClusterError, ValueError, KeyError, TypeError) as err:
+                # A bad object in the cluster or an API failure: say so, keep the task alive.
+                self._notice(slot, f"tick failed: {type(err).__name__}: {err}", "error")
+            slot.obj = {**obj, "status": dict(canary.status)}
+
+    async def _problem(self, slot: _Slot, message: str) -> None:
+        slot.canary = None
+        if slot.problem == message:
+            return
+        slot.problem = message
+        self.emit(CanaryProblem(time=self.clock.now(), namespace=slot.namespace, name=slot.name, message=message))
+        with contextlib.suppress(ClusterError):
+            await self.cluster.record_event(slot.obj, "Warning", "Synced", message)
+        self.emit(KubeEvent(time=self.clock.now(), namespace=slot.namespace, name=slot.name, type="Warning",
+                            reason="Synced", message=message))
+
+    async def _loop(self, slot: _Slot) -> None:
+        """The per-canary task: tick, sleep an interval or until woken, repeat until the Canary is gone."""
+        while True:
+            obj = await self.cluster.get(CANARY, slot.namespace, slot.name)
+            if obj is None:
+                self._remove(slot.namespace, slot.name)
+                return
+            try:
+                await self._tick(slot, obj)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # the engine must outlive any one canary's surprise
+                self._notice(slot, f"tick failed: {type(err).__name__}: {err}", "error")
+            interval = slot.canary.interval_seconds if slot.canary is not None else 60.0
+            await sleep_or_wake(self.clock, interval, slot.wake)
+
+    def _start(self, slot: _Slot) -> None:
+        if slot.task is None or slot.task.done():
+            slot.task = asyncio.create_task(self._loop(slot), name=f"canary {slot.key}")
+
+    def _remove(self, namespace: str, name: str) -> None:
+        slot = self._slots.pop((namespace, name), None)
+        if slot is None:
+            return
+        if slot.task is not None and slot.task is not asyncio.current_task():
+            slot.task.cancel()
+        self.emit(CanaryRemoved(time=self.clock.now(), namespace=namespace, name=name))
+
+    def _wanted(self, namespace: str) -> bool:
+        return self.namespaces is None or namespace in self.namespaces
+
+    async def _watch(self, kind: Kind) -> AsyncIterator[WatchEvent]:
+        """One stream of changes of ``kind`` in the engine's namespaces."""
+        if self.namespaces is None or len(self.namespaces) == 1:
+            ns = None if self.namespaces is None else next(iter(self.namespaces))
+            async for ev in self.cluster.watch(kind, ns):
+                yield ev
+            return
+        queue: asyncio.Queue[WatchEvent] = asyncio.Queue()
+
+        async def pump(namespace: str) -> None:
+            async for ev in self.cluster.watch(kind, namespace):
+                queue.put_nowait(ev)
+
+        pumps = [asyncio.create_task(pump(ns)) for ns in sorted(self.namespaces)]
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            for p in pumps:
+                p.cancel()
+
+    async def _watch_canaries(self) -> None:
+        async for ev in self._watch(CANARY):
+            meta = ev.object.get("metadata") or {}
+            ns, name = meta.get("namespace", "default"), meta.get("name", "")
+            if not self._wanted(ns):
+                continue
+            if ev.type == "DELETED":
+                self._remove(ns, name)
+                continue
+            slot = self._slots.get((ns, name))
+            if slot is None:
+                slot = _Slot(ns, name, ev.object)
+                self._slots[(ns, name)] = slot
+            generation = meta.get("generation")
+            if slot.generation is not None and generation != slot.generation:
+                slot.wake.set()  # the spec changed: re-read it now
+            slot.generation = generation
+            self._start(slot)
+
+    async def _watch_targets(self) -> None:
+        async for ev in self._watch(DEPLOYMENT):
+            meta = ev.object.get("metadata") or {}
+            ns, name = meta.get("namespace", "default"), meta.get("name", "")
+            if ev.type == "DELETED" or name.endswith("-primary"):
+                continue
+            new_hash = template_hash(ev.object)
+            for slot in self._slots.values():
+                target = ((slot.obj.get("spec") or {}).get("targetRef") or {}).get("name")
+                if slot.namespace != ns or target != name:
+                    continue
+                if slot.target_hash is not None and slot.target_hash != new_hash:
+                    slot.wake.set()  # a new revision: see it now, not at the next interval
+                slot.target_hash = new_hash
+
+    # ------------------------------------------------------------------------------------- commands
+
+    async def _set_paused(self, slot: _Slot, paused: bool) -> None:
+        value = "true" if paused else None
+        slot.obj = await self.cluster.patch(CANARY, slot.namespace, slot.name,
+                                            {"metadata": {"annotations": {PAUSED_ANNOTATION: value}}})
+        self._notice(slot, "paused: no ticks until resumed" if paused else "resumed")
+        if not paused:
+            slot.wake.set()
+
+    def _gate_hook(self, slot: _Slot, phase: str) -> str | None:
+        if slot.notes.waiting_gate:
+            return slot.notes.waiting_gate
+        hooks = ((slot.obj.get("spec") or {}).get("analysis") or {}).get("webhooks") or []
+        wanted = {"Waiting": "confirm-rollout", "WaitingPromotion": "confirm-promotion"}.get(phase)
+        return next((h.get("name") for h in hooks if h.get("type") == wanted), None) if wanted else None
+
+    async def _open_gate(self, slot: _Slot, phase: str) -> None:
+        gate = self._gate_hook(slot, phase)
+        if gate is None:
+            raise EngineError(f"{slot.key} is not waiting at a gate (phase {phase})")
+        slot.notes.opened_gates.add(gate)
+        self._notice(slot, f"gate {gate} opened")
+        hooks = ((slot.obj.get("spec") or {}).get("analysis") or {}).get("webhooks") or []
+        hook = next((h for h in hooks if h.get("name") == gate), None)
+        url = str((hook or {}).get("url", ""))
+        parts = urlsplit(url)
+        if parts.path.rstrip("/").endswith("/gate/check"):
+            # Keep the loadtester's own gate in step, so Flagger-style checks agree with the engine.
+            open_url = urlunsplit(parts._replace(path=parts.path.rstrip("/")[: -len("check")] + "open"))
+            resp = await self.webhooks.call(WebhookCall(
+                name=f"{gate}-open", type="gate-open", url=open_url,
+                payload={"name": slot.name, "namespace": slot.namespace}))  # fmt: skip
+            if not resp.ok:
+                self._notice(slot, f"POST {open_url} failed: {resp.error or resp.body}", "warning")
+
+    # ------------------------------------------------------------------------------------- states
+
+    def _state(self, slot: _Slot) -> CanaryState:
+        obj = slot.obj
+        status = obj.get("status") or {}
+        spec = obj.get("spec") or {}
+        c = slot.canary
+        phase = str(status.get("phase") or "")
+        weight = int(status.get("canaryWeight", 0) or 0)
+        primary_w, canary_w = slot.notes.weights or (100 - weight, weight)
+        gate = slot.notes.waiting_gate if phase in ("Waiting", "WaitingPromotion", "Progressing") else None
+        if gate is None and phase in ("Waiting", "WaitingPromotion"):
+            gate = self._gate_hook(slot, phase)
+        return CanaryState(
+            namespace=slot.namespace, name=slot.name,
+            target=c.target if c else str((spec.get("targetRef") or {}).get("name", "")),
+            phase=phase, canary_weight=canary_w, primary_weight=primary_w,
+            failed_checks=int(status.get("failedChecks", 0) or 0),
+            threshold=c.threshold if c else 0,
+            iterations=int(status.get("iterations", 0) or 0),
+            strategy=c.strategy if c else "canary",
+            steps=c.steps() if c else (),
+            max_weight=c.max_weight if c else 0,
+            interval=c.interval_seconds if c else 60.0,
+            last_transition_time=status.get("lastTransitionTime"),
+            paused=slot.paused, suspended=bool(spec.get("suspend")), waiting_gate=gate,
+            problem=slot.problem, router=c.router if c else "TrafficSplit",
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------------------------- readonly
+
+    async def _observe_canaries(self) -> None:
+        async for ev in self._watch(CANARY):
+            meta = ev.object.get("metadata") or {}
+            ns, name = meta.get("namespace", "default"), meta.get("name", "")
+            if not self._wanted(ns):
+                continue
+            if ev.type == "DELETED":
+                self._remove(ns, name)
+                continue
+            slot = self._slots.get((ns, name))
+            old = (slot.obj.get("status") or {}) if slot is not None else None
+            if slot is None:
+                slot = _Slot(ns, name, ev.object)
+                self._slots[(ns, name)] = slot
+            slot.obj = ev.object
+            try:
+                slot.canary = parse_canary(ev.object)
+                slot.problem = None
+            except SpecError as err:
+                slot.problem = str(err)
+            self._status_events(slot, old, ev.object.get("status") or {})
+
+    def _status_events(self, slot: _Slot, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+        now = self.clock.now()
+        old = old or {}
+        fields = ("phase", "canaryWeight", "failedChecks", "iterations")
+        if old.get("phase") != new.get("phase") and new.get("phase"):
+            self.emit(PhaseChanged(time=now, namespace=slot.namespace, name=slot.name,
+                                   old=str(old.get("phase") or ""), new=str(new["phase"])))
+        if any(old.get(f) != new.get(f) for f in fields) and new.get("phase"):
+            self.emit(StatusChanged(time=now, namespace=slot.namespace, name=slot.name, phase=str(new["phase"]),
+                                    canary_weight=int(new.get("canaryWeight", 0) or 0),
+                                    failed_checks=int(new.get("failedChecks", 0) or 0),
+                                    iterations=int(new.get("iterations", 0) or 0)))  # fmt: skip
+
+    async def _observe_routes(self, kind: Kind) -> None:
+        async for ev in self._watch(kind):
+            if ev.type == "DELETED":
+                continue
+            meta = ev.object.get("metadata") or {}
+            weights = routing.weights_of(ev.object)
+            if weights is None:
+                continue
+            for slot in self._slots.values():
+                if slot.namespace != meta.get("namespace"):
+                    continue
+                svc = slot.canary.service_name if slot.canary else None
+                if svc == meta.get("name") and slot.notes.weights != weights:
+                    slot.notes.weights = weights
+                    self.emit(WeightChanged(time=self.clock.now(), namespace=slot.namespace, name=slot.name,
+                                            primary=weights[0], canary=weights[1]))
+
+    async def _observe_events(self) -> None:
+        counts: dict[str, int] = {}
+        async for ev in self._watch(EVENT):
+            obj = ev.object
+            involved = obj.get("involvedObject") or {}
+            if ev.type == "DELETED" or involved.get("kind") != "Canary":
+                continue
+            uid = str((obj.get("metadata") or {}).get("uid") or (obj.get("metadata") or {}).get("name"))
+            count = int(obj.get("count", 1) or 1)
+            if counts.get(uid, 0) >= count:
+                continue
+            counts[uid] = count
+            self.emit(KubeEvent(time=_timestamp(obj.get("lastTimestamp")) or self.clock.now(),
+                                namespace=str(involved.get("namespace") or ""), name=str(involved.get("name", "")),
+                                type="Warning" if obj.get("type") == "Warning" else "Normal",
+                                reason=str(obj.get("reason", "")), message=str(obj.get("message", ""))))  # fmt: skip
+
+
+def _timestamp(text: Any) -> float | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

@@ -443,8 +443,8 @@ class FakeMetrics:
 
     @classmethod
     def healthy(cls) -> FakeMetrics:
-        """Linkerd's builtin checks passing: 100% success, 100 ms latency (Prometheus answers seconds)."""
-        return cls({"request-success-rate": 100.0, "request-duration": 0.1})
+        """Linkerd's builtin checks passing: 100% success, P99 of 100 ms (Linkerd's histogram is in ms)."""
+        return cls({"request-success-rate": 100.0, "request-duration": 100.0})
 
     def set(self, metric: str, answer: MetricAnswer) -> None:
         """Change the answer for ``metric`` from the next query on."""
