@@ -1,0 +1,191 @@
+"""``canarylab simulate``: the simulated lab headless, a scripted scenario, events as text or JSON.
+
+Exit codes: 0 every Canary that started a run Succeeded, 1 one Failed, 2 invalid input (file, YAML,
+spec, scenario), 3 the ``--timeout`` (lab time) passed first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from canarylab.engine.clock import run_virtual, sleep_or_wake
+from canarylab.engine.commands import Abort, Pause, Promote, Resume
+from canarylab.engine.controller import EngineError
+from canarylab.engine.durations import parse_duration
+from canarylab.engine.events import EngineEvent, KubeEvent, PhaseChanged, StatusChanged
+from canarylab.engine.kinds import Obj
+from canarylab.engine.ports import ClusterError
+from canarylab.errors import UserError
+from canarylab.sim.inputs import lab_objects
+from canarylab.sim.lab import SimLab
+from canarylab.sim.scenario import Step, check_against_lab, default_scenario, load_scenario
+
+EXIT_SUCCEEDED, EXIT_FAILED, EXIT_INVALID, EXIT_TIMEOUT = 0, 1, 2, 3
+NOT_STARTED = {"", "Initializing", "Initialized"}
+DONE = {"Succeeded", "Failed"}
+POLL_SECONDS = 1.0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``canarylab simulate`` with parsed arguments; returns the exit code."""
+    try:
+        timeout = parse_duration(str(args.timeout))
+    except ValueError as err:
+        raise UserError(f"--timeout {args.timeout}: {err}.") from None
+    if timeout <= 0:
+        raise UserError(f"--timeout {args.timeout}: must be longer than 0s.")
+    objects = lab_objects(args.files)
+    if args.scenario:
+        steps = load_scenario(args.scenario)
+        check_against_lab(steps, objects, args.scenario)
+    else:
+        steps = default_scenario()
+    session = Simulation(objects, steps, as_json=args.json, timeout=timeout, speed=args.speed,
+                         prometheus=args.prometheus, metrics_port=args.metrics_port)
+    if args.speed is None and args.prometheus is None:
+        return run_virtual(session.main())
+    return asyncio.run(session.main())
+
+
+class Simulation:
+    """One ``simulate`` run: the lab, the scenario steps, the output and the exit code."""
+
+    def __init__(self, objects: Sequence[Obj], steps: Sequence[Step], *, as_json: bool = False,
+                 timeout: float = 3600.0, speed: float | None = None, prometheus: str | None = None,
+                 metrics_port: int | None = None, out: TextIO | None = None, err: TextIO | None = None) -> None:
+        self.lab = SimLab(speed=speed, prometheus=prometheus, metrics_port=metrics_port, objects=objects)
+        self.steps = list(steps)
+        self.as_json = as_json
+        self.timeout = timeout
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.started: set[tuple[str, str]] = set()
+        self.wake = asyncio.Event()
+
+    def _on_event(self, event: EngineEvent) -> None:
+        if isinstance(event, KubeEvent):
+            self._print_event(event)
+        elif isinstance(event, PhaseChanged):
+            if event.new not in NOT_STARTED:
+                self.started.add((event.namespace, event.name))
+            self.wake.set()
+        elif isinstance(event, StatusChanged):
+            if event.phase not in NOT_STARTED:
+                self.started.add((event.namespace, event.name))
+            self.wake.set()
+
+    def _since_start(self, lab_time: float) -> float:
+        return max(0.0, lab_time - (self.lab.started_at or lab_time))
+
+    def _print_event(self, event: KubeEvent) -> None:
+        at = self._since_start(event.time)
+        if self.as_json:
+            line = json.dumps({"kind": "event", "time": round(at, 3), "type": event.type, "reason": event.reason,
+                               "namespace": event.namespace, "name": event.name, "message": event.message})
+        else:
+            whole = int(at)
+            line = f"+{whole // 60:02d}:{whole % 60:02d} {event.type} {event.name}.{event.namespace} {event.message}"
+        print(line, file=self.out, flush=True)
+
+    def _phases(self) -> dict[tuple[str, str], Obj]:
+        return {key: obj.get("status") or {} for key, obj in sorted(self.lab.cluster.canaries.items())}
+
+    async def main(self) -> int:
+        """Run until every started Canary is done and no step is left, or the timeout."""
+        unsubscribe = self.lab.engine.subscribe(self._on_event)
+        try:
+            await self.lab.start()
+            try:
+                return await self._drive()
+            finally:
+                await self.lab.stop()
+        finally:
+            unsubscribe()
+
+    async def _drive(self) -> int:
+        clock = self.lab.clock
+        deadline = self.lab.elapsed() + self.timeout
+        pending = list(self.steps)
+        zero: float | None = None
+        last_step_at = 0.0
+        grace = max([float(_interval(obj)) for obj in self.lab.cluster.canaries.values()] or [30.0]) + 1.0
+        while True:
+            failure = self.lab.failed_task()
+            if failure is not None:
+                raise RuntimeError(f"the simulated lab stopped: {failure!r}") from failure
+            now = self.lab.elapsed()
+            statuses = self._phases()
+            for key, status in statuses.items():
+                if status.get("phase") not in NOT_STARTED:
+                    self.started.add(key)
+            if zero is None and statuses and all(s.get("phase") not in ("", None, "Initializing")
+                                                 for s in statuses.values()):
+                zero = now  # every Canary is Initialized: scenario offsets count from here
+            while zero is not None and pending and zero + pending[0].at <= now:
+                await self._apply(pending.pop(0))
+                last_step_at = now
+            done = all(statuses.get(key, {}).get("phase") in DONE for key in self.started)
+            if zero is not None and not pending and done and now >= last_step_at + grace:
+                return self._finish(EXIT_FAILED if any(statuses[k].get("phase") == "Failed" for k in self.started)
+                                    else EXIT_SUCCEEDED)
+            if now >= deadline:
+                print(f"canarylab: --timeout: {_show(self.timeout)} of lab time passed before every Canary "
+                      "finished.", file=self.err)
+                return self._finish(EXIT_TIMEOUT)
+            wait = POLL_SECONDS
+            if zero is not None and pending:
+                wait = min(wait, max(0.0, zero + pending[0].at - now))
+            await sleep_or_wake(clock, min(wait, max(0.0, deadline - now)), self.wake)
+
+    async def _apply(self, step: Step) -> None:
+        lab, a, ns = self.lab, step.args, step.namespace
+        try:
+            if step.action == "setImage":
+                await lab.set_image(ns, a["deployment"], a["container"], a["image"])
+            elif step.action == "fault":
+                await lab.set_fault(ns, a["deployment"], float(a.get("errorRate", 0)), float(a.get("latencyMs", 0)),
+                                    bool(a.get("neverReady", False)))
+            elif step.action == "clearFault":
+                await lab.clear_fault(ns, a["deployment"])
+            elif step.action == "gate":
+                lab.webhooks.set_gate(a["canary"], ns, bool(a["open"]))
+            else:
+                command = {"abort": Abort, "promote": Promote, "pause": Pause, "resume": Resume}[step.action]
+                await lab.engine.send(command(namespace=ns, name=a["canary"]))
+        except (EngineError, ClusterError, UserError, ValueError) as err:
+            print(f"canarylab: scenario {step.describe()} was not applied: {err}", file=self.err, flush=True)
+
+    def _finish(self, code: int) -> int:
+        canaries = [
+            {"namespace": ns, "name": name, "phase": status.get("phase") or "",
+             "canaryWeight": int(status.get("canaryWeight") or 0), "failedChecks": int(status.get("failedChecks") or 0)}
+            for (ns, name), status in self._phases().items()
+        ]  # fmt: skip
+        elapsed = self.lab.elapsed()
+        if self.as_json:
+            print(json.dumps({"kind": "result", "time": round(elapsed, 3), "canaries": canaries}), file=self.out,
+                  flush=True)
+        else:
+            for c in canaries:
+                print(f"canarylab: {c['name']}.{c['namespace']} {c['phase'] or 'not initialized'} (canary weight "
+                      f"{c['canaryWeight']}, failed checks {c['failedChecks']}) after {_show(elapsed)} of lab time",
+                      file=self.err, flush=True)
+        return code
+
+
+def _interval(canary: Obj) -> float:
+    text = ((canary.get("spec") or {}).get("analysis") or {}).get("interval") or "60s"
+    try:
+        return max(10.0, parse_duration(str(text)))
+    except ValueError:
+        return 60.0
+
+
+def _show(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 60}m{whole % 60:02d}s" if whole >= 60 else f"{whole}s"

@@ -1,0 +1,526 @@
+"""The simulated cluster: the engine's in-memory store plus the controllers Kubernetes would run.
+
+:class:`SimCluster` is :class:`canarylab.engine.fakes.MemoryCluster` (one object store, resourceVersion,
+generation, watches, events) with, on top:
+
+* a deployment controller that turns ``replicas`` and the pod template into Pods (labels with
+  ``pod-template-hash``), rolls them (``maxSurge``/``maxUnavailable``), lets new pods become Ready after a
+  short lab-time delay (2-5 s, deterministic per pod), keeps old ones Terminating for a moment, and writes
+  Deployment status as Kubernetes does (``observedGeneration``, replica counts, ``Available`` and
+  ``Progressing`` conditions including ``ProgressDeadlineExceeded``);
+* an HPA controller keeping replicas within ``minReplicas..maxReplicas`` every 15 s, never scaling a
+  Deployment that has 0 replicas;
+* indexes the traffic model reads every time slice (services, routing objects, ready pods by label).
+
+Controllers react to writes synchronously through the store's listener hook (so ``observedGeneration`` is
+current when a write returns); timed work (readiness, termination, HPA, deadlines) runs in :meth:`run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import heapq
+import itertools
+import json
+import math
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from canarylab.engine.clock import sleep_or_wake
+from canarylab.engine.fakes import MemoryCluster, rfc3339
+from canarylab.engine.kinds import CANARY, DEPLOYMENT, HPA, HTTP_ROUTE, POD, SERVICE, TRAFFIC_SPLIT, Obj
+from canarylab.engine.ports import Clock, WatchEvent
+from canarylab.sim.workloads import Fault
+
+READY_DELAY = (2.0, 5.0)
+"""A new pod becomes Ready 2-5 s (lab time) after it is created."""
+TERMINATION_SECONDS = 2.0
+"""How long a deleted pod stays Terminating before it is gone."""
+HPA_SYNC_SECONDS = 15.0
+"""The HPA controller's sync period (Kubernetes' default)."""
+DEFAULT_PROGRESS_DEADLINE = 600
+
+_HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' SafeEncodeString alphabet
+
+
+def template_hash(template: Obj) -> str:
+    """A stable ``pod-template-hash`` for a pod template (same template, same hash)."""
+    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).digest()
+    return "".join(_HASH_ALPHABET[b % len(_HASH_ALPHABET)] for b in digest[:10])
+
+
+@dataclass
+class SimPod:
+    """A pod as the kubelet of the simulated node sees it."""
+
+    namespace: str
+    name: str
+    deployment: str
+    hash: str
+    labels: dict[str, str]
+    images: tuple[str, ...]
+    created: float
+    ready_since: float | None = None
+    terminating: bool = False
+
+    @property
+    def ready(self) -> bool:
+        return self.ready_since is not None and not self.terminating
+
+    def available(self, now: float, min_ready: float) -> bool:
+        """Ready for at least ``minReadySeconds``."""
+        return self.ready_since is not None and not self.terminating and now - self.ready_since >= min_ready
+
+
+@dataclass
+class ServiceInfo:
+    """What routing needs about a Service."""
+
+    selector: dict[str, str]
+    ports: list[Obj] = field(default_factory=list)
+
+
+class SimCluster(MemoryCluster):
+    """A :class:`MemoryCluster` with a deployment controller, pods, an HPA controller and traffic indexes."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(clock)
+        self.faults: dict[tuple[str, str], Fault] = {}
+        self.pods: dict[tuple[str, str], dict[str, SimPod]] = {}
+        """Live pods (Terminating ones included) per Deployment ``(namespace, name)``."""
+        self.services: dict[tuple[str, str], ServiceInfo] = {}
+        self.routes: dict[tuple[str, str], list[tuple[str, int]]] = {}
+        """Weighted backends per apex Service ``(namespace, apex)``, from TrafficSplits and HTTPRoutes."""
+        self.canaries: dict[tuple[str, str], Obj] = {}
+        self.topology = 0
+        """Bumped whenever something that decides where traffic goes changes (for caches)."""
+        self.pod_listeners: list[Callable[[SimPod, str], None]] = []
+        """Called with ``(pod, "added"|"removed")`` when a pod appears or is gone (the metrics store)."""
+        self._ready_index: dict[str, dict[str, set[str]]] = {}  # ns -> "k=v" -> ready pod names
+        self._ready_pods: dict[tuple[str, str], SimPod] = {}
+        self._route_sources: dict[tuple[str, str, str], tuple[str, list[tuple[str, int]]]] = {}
+        self._hpas: dict[tuple[str, str], Obj] = {}
+        self._deployments: dict[tuple[str, str], Obj] = {}
+        self._replica_sets: dict[tuple[str, str], set[str]] = {}
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self._pod_seq = itertools.count(1)
+        self._hpa_due = 0.0
+        self.wake = asyncio.Event()
+        self.add_listener(self._on_change)
+
+    # --------------------------------------------------------------------------------- public
+
+    def set_fault(self, namespace: str, deployment: str, fault: Fault) -> None:
+        """Inject a fault into a Deployment's pods (replaces an earlier one)."""
+        self.faults[(namespace, deployment)] = fault
+        self.topology += 1
+
+    def clear_fault(self, namespace: str, deployment: str) -> None:
+        """Remove the fault; pods it kept from becoming ready get ready after the usual delay."""
+        fault = self.faults.pop((namespace, deployment), None)
+        self.topology += 1
+        if fault is not None and fault.never_ready:
+            now = self.clock.now()
+            for pod in self.pods.get((namespace, deployment), {}).values():
+                if pod.ready_since is None and not pod.terminating:
+                    self._at(now + _ready_delay(pod.name), lambda p=pod: self._pod_ready(p))  # type: ignore[misc]
+
+    def ready_pods(self, namespace: str, selector: dict[str, str]) -> list[SimPod]:
+        """Ready, non-terminating pods whose labels match every ``selector`` entry (sorted by name)."""
+        if not selector:
+            return []
+        index = self._ready_index.get(namespace)
+        if not index:
+            return []
+        names: set[str] | None = None
+        for key, value in selector.items():
+            found = index.get(f"{key}={value}")
+            if not found:
+                return []
+            names = set(found) if names is None else names & found
+        return [self._ready_pods[(namespace, n)] for n in sorted(names or ())]
+
+    def fault_of(self, pod: SimPod) -> Fault | None:
+        """The fault injected into the pod's Deployment, if any."""
+        return self.faults.get((pod.namespace, pod.deployment))
+
+    async def run(self) -> None:
+        """The controllers' clock: readiness, termination, HPA syncs and deadlines, until cancelled."""
+        while True:
+            now = self.clock.now()
+            self._run_due(now)
+            if now >= self._hpa_due:
+                self._sync_hpas()
+                self._hpa_due = now + HPA_SYNC_SECONDS
+            next_at = min(self._hpa_due, self._timers[0][0] if self._timers else math.inf)
+            await sleep_or_wake(self.clock, max(0.0, next_at - self.clock.now()), self.wake)
+
+    def run_due(self) -> None:
+        """Run timers that are due now (the lab calls it before each traffic slice)."""
+        self._run_due(self.clock.now())
+
+    # --------------------------------------------------------------------------------- listener
+
+    def _on_change(self, event: WatchEvent) -> None:
+        obj = event.object
+        kind = obj.get("kind")
+        if kind == "Event" or kind == "Pod":
+            return
+        meta = obj["metadata"]
+        key = (meta.get("namespace", ""), meta["name"])
+        deleted = event.type == "DELETED"
+        if kind == DEPLOYMENT.kind:
+            if deleted:
+                self._deployments.pop(key, None)
+                for pod in list(self.pods.get(key, {}).values()):
+                    self._terminate(pod)
+                return
+            self._deployments[key] = obj
+            status = obj.get("status") or {}
+            if status.get("observedGeneration") != meta.get("generation"):
+                self._reconcile(key)
+        elif kind == SERVICE.kind:
+            if deleted:
+                self.services.pop(key, None)
+            else:
+                spec = obj.get("spec") or {}
+                self.services[key] = ServiceInfo(dict(spec.get("selector") or {}), list(spec.get("ports") or []))
+            self.topology += 1
+        elif kind in (TRAFFIC_SPLIT.kind, HTTP_ROUTE.kind):
+            self._index_route(kind, key, None if deleted else obj)
+        elif kind == HPA.kind:
+            if deleted:
+                self._hpas.pop(key, None)
+            else:
+                self._hpas[key] = obj
+                if event.type == "ADDED":
+                    self._hpa_due = 0.0  # a new HPA acts at its first sync, right away
+                    self.wake.set()
+        elif kind == CANARY.kind:
+            if deleted:
+                self.canaries.pop(key, None)
+            else:
+                self.canaries[key] = obj
+
+    def _index_route(self, kind: str, key: tuple[str, str], obj: Obj | None) -> None:
+        source = (kind, *key)
+        self._route_sources.pop(source, None)
+        if obj is not None:
+            spec = obj.get("spec") or {}
+            if kind == TRAFFIC_SPLIT.kind:
+                apex = spec.get("service") or key[1]
+                backends = [(str(b.get("service", "")), int(b.get("weight", 0) or 0))
+                            for b in spec.get("backends") or []]
+            else:
+                parents = [p.get("name") for p in spec.get("parentRefs") or [] if p.get("kind") == "Service"]
+                apex = parents[0] if parents else key[1]
+                rules = spec.get("rules") or [{}]
+                backends = [(str(b.get("name", "")), int(b.get("weight", 1) if b.get("weight") is not None else 1))
+                            for b in rules[-1].get("backendRefs") or []]
+            self._route_sources[source] = (str(apex), backends)
+        self.routes = {}
+        for (_, ns, _), (apex, backends) in sorted(self._route_sources.items()):
+            self.routes.setdefault((ns, apex), backends)
+        self.topology += 1
+
+    # --------------------------------------------------------------------------------- timers
+
+    def _at(self, when: float, action: Callable[[], None]) -> None:
+        heapq.heappush(self._timers, (when, next(self._seq), action))
+        self.wake.set()
+
+    def _run_due(self, now: float) -> None:
+        while self._timers and self._timers[0][0] <= now + 1e-9:
+            _, _, action = heapq.heappop(self._timers)
+            action()
+
+    # --------------------------------------------------------------------------------- deployments
+
+    def _reconcile(self, key: tuple[str, str], *, scale_only: bool | None = None) -> None:
+        """Bring a Deployment's pods toward its spec and write its status (Kubernetes' rolling update)."""
+        dep = self._deployments.get(key)
+        if dep is None:
+            return
+        now = self.clock.now()
+        spec = dep.get("spec") or {}
+        desired = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
+        template = spec.get("template") or {}
+        want = template_hash(template)
+        pods = self.pods.setdefault(key, {})
+        live = [p for p in pods.values() if not p.terminating]
+        new = [p for p in live if p.hash == want]
+        old = [p for p in live if p.hash != want]
+        min_ready = float(spec.get("minReadySeconds", 0) or 0)
+        known = self._replica_sets.setdefault(key, set())
+        new_rs_created = want not in known  # Kubernetes creates a ReplicaSet per template, even at 0 replicas
+        known.add(want)
+        strategy = spec.get("strategy") or {}
+        if strategy.get("type") == "Recreate":
+            for pod in old:
+                self._terminate(pod)
+            if not any(p.hash != want for p in pods.values()):
+                self._scale_new(key, dep, template, want, new, desired, desired)
+        else:
+            rolling = strategy.get("rollingUpdate") or {}
+            surge = _resolve(rolling.get("maxSurge", "25%"), desired, up=True)
+            unavailable = _resolve(rolling.get("maxUnavailable", "25%"), desired, up=False)
+            if surge == 0 and unavailable == 0:
+                unavailable = 1
+            limit = desired + surge if old else desired
+            self._scale_new(key, dep, template, want, new, desired, max(0, limit - len(old)))
+            new = [p for p in pods.values() if not p.terminating and p.hash == want]
+            if old:
+                # Unready old pods go first (they cost no availability), then as many ready ones as the
+                # availability budget allows.
+                for pod in [p for p in old if not p.ready]:
+                    self._terminate(pod)
+                old = [p for p in old if p.ready]
+                available = sum(p.available(now, min_ready) for p in new + old)
+                budget = available - (desired - unavailable)
+                for pod in sorted(old, key=lambda p: p.created)[: max(0, budget)]:
+                    self._terminate(pod)
+        self._write_status(key, dep, want, now, min_ready, new_rs_created, scale_only)
+
+    def _scale_new(self, key: tuple[str, str], dep: Obj, template: Obj, want: str, new: list[SimPod],
+                   desired: int, room: int) -> None:
+        if len(new) < desired:
+            for _ in range(min(desired - len(new), room)):
+                self._create_pod(key, dep, template, want)
+        elif len(new) > desired:
+            # Scale down: unready pods first, then the newest.
+            victims = sorted(new, key=lambda p: (p.ready, -p.created))[: len(new) - desired]
+            for pod in victims:
+                self._terminate(pod)
+
+    def _create_pod(self, key: tuple[str, str], dep: Obj, template: Obj, want: str) -> None:
+        namespace, deployment = key
+        now = self.clock.now()
+        name = f"{deployment}-{want}-{_suffix(next(self._pod_seq))}"
+        tmeta = template.get("metadata") or {}
+        labels = {**(tmeta.get("labels") or {}), "pod-template-hash": want}
+        pod_spec = template.get("spec") or {}
+        images = tuple(str(c.get("image", "")) for c in pod_spec.get("containers") or [])
+        pod = SimPod(namespace, name, deployment, want, labels, images, now)
+        self.pods.setdefault(key, {})[name] = pod
+        self.create_now({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {
+                "name": name, "namespace": namespace, "labels": labels,
+                "annotations": dict(tmeta.get("annotations") or {}),
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"{deployment}-{want}",
+                                     "controller": True, "blockOwnerDeletion": True}],
+            },
+            "spec": pod_spec,
+            "status": {"phase": "Pending", "conditions": [{"type": "Ready", "status": "False"}]},
+        })  # fmt: skip
+        for listener in self.pod_listeners:
+            listener(pod, "added")
+        self._at(now + _ready_delay(name), lambda: self._pod_ready(pod))
+
+    def _pod_ready(self, pod: SimPod) -> None:
+        if pod.terminating or pod.ready_since is not None:
+            return
+        fault = self.faults.get((pod.namespace, pod.deployment))
+        if fault is not None and fault.never_ready:
+            return  # the readiness probe keeps failing
+        now = self.clock.now()
+        pod.ready_since = now
+        self._index_ready(pod, True)
+        self.patch_status_now(POD, pod.namespace, pod.name, {
+            "phase": "Running", "startTime": rfc3339(pod.created),
+            "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": rfc3339(now)}],
+            "containerStatuses": [{"name": f"c{i}", "image": image, "ready": True, "started": True}
+                                  for i, image in enumerate(pod.images)],
+        })  # fmt: skip
+        key = (pod.namespace, pod.deployment)
+        self._reconcile(key)
+        dep = self._deployments.get(key)
+        min_ready = float(((dep or {}).get("spec") or {}).get("minReadySeconds", 0) or 0)
+        if min_ready > 0:
+            self._at(now + min_ready, lambda: self._reconcile(key))
+
+    def _terminate(self, pod: SimPod) -> None:
+        if pod.terminating:
+            return
+        was_ready = pod.ready
+        pod.terminating = True
+        if was_ready:
+            self._index_ready(pod, False)
+        now = self.clock.now()
+        if self.get_now(POD, pod.namespace, pod.name) is not None:
+            self.patch_now(POD, pod.namespace, pod.name, {"metadata": {"deletionTimestamp": rfc3339(now)}})
+            self.patch_status_now(POD, pod.namespace, pod.name, {
+                "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": rfc3339(now)}],
+            })  # fmt: skip
+        self._at(now + TERMINATION_SECONDS, lambda: self._remove_pod(pod))
+
+    def _remove_pod(self, pod: SimPod) -> None:
+        key = (pod.namespace, pod.deployment)
+        self.pods.get(key, {}).pop(pod.name, None)
+        if self.get_now(POD, pod.namespace, pod.name) is not None:
+            self.delete_now(POD, pod.namespace, pod.name)
+        for listener in self.pod_listeners:
+            listener(pod, "removed")
+        self._reconcile(key)  # a Recreate rollout waits for old pods to be gone
+
+    def _index_ready(self, pod: SimPod, ready: bool) -> None:
+        index = self._ready_index.setdefault(pod.namespace, {})
+        for k, v in pod.labels.items():
+            names = index.setdefault(f"{k}={v}", set())
+            if ready:
+                names.add(pod.name)
+            else:
+                names.discard(pod.name)
+        if ready:
+            self._ready_pods[(pod.namespace, pod.name)] = pod
+        else:
+            self._ready_pods.pop((pod.namespace, pod.name), None)
+        self.topology += 1
+
+    def _write_status(self, key: tuple[str, str], dep: Obj, want: str, now: float, min_ready: float,
+                      new_rs_created: bool, scale_only: bool | None) -> None:
+        spec = dep.get("spec") or {}
+        meta = dep["metadata"]
+        old_status: Obj = dep.get("status") or {}
+        desired = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
+        live = [p for p in self.pods.get(key, {}).values() if not p.terminating]
+        replicas = len(live)
+        updated = sum(p.hash == want for p in live)
+        ready = sum(p.ready for p in live)
+        available = sum(p.available(now, min_ready) for p in live)
+        rolling = (spec.get("strategy") or {}).get("rollingUpdate") or {}
+        max_unavailable = 0 if (spec.get("strategy") or {}).get("type") == "Recreate" else \
+            _resolve(rolling.get("maxUnavailable", "25%"), desired, up=False)
+        if max_unavailable == 0 and _resolve(rolling.get("maxSurge", "25%"), desired, up=True) == 0:
+            max_unavailable = 1
+        status: Obj = {
+            "observedGeneration": meta.get("generation", 1),
+            "replicas": replicas, "updatedReplicas": updated, "readyReplicas": ready,
+            "availableReplicas": available, "unavailableReplicas": max(0, replicas - available),
+        }  # fmt: skip
+        for name in ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas", "unavailableReplicas"):
+            if status[name] == 0:
+                del status[name]  # Kubernetes omits zero counters
+        conditions = [dict(c) for c in old_status.get("conditions") or []]
+        stamp = rfc3339(now)
+        if available >= desired - max_unavailable:
+            _set_condition(conditions, "Available", "True", "MinimumReplicasAvailable",
+                           "Deployment has minimum availability.", stamp)
+        else:
+            _set_condition(conditions, "Available", "False", "MinimumReplicasUnavailable",
+                           "Deployment does not have minimum availability.", stamp)
+        rs = f"{meta['name']}-{want}"
+        complete = updated == desired and replicas == desired and available == desired
+        generation_changed = old_status.get("observedGeneration") != meta.get("generation")
+        is_scale = scale_only if scale_only is not None else (generation_changed and not new_rs_created
+                                                              and bool(old_status))
+        progressing = _get_condition(conditions, "Progressing")
+        deadline = float(spec.get("progressDeadlineSeconds", DEFAULT_PROGRESS_DEADLINE))
+        if complete:
+            _set_condition(conditions, "Progressing", "True", "NewReplicaSetAvailable",
+                           f'ReplicaSet "{rs}" has successfully progressed.', stamp)
+        elif new_rs_created or (not is_scale and _progressed(old_status, status)) or progressing is None:
+            _set_condition(conditions, "Progressing", "True", "ReplicaSetUpdated",
+                           f'ReplicaSet "{rs}" is progressing.', stamp, always_update=True)
+            self._at(now + deadline + 0.5, lambda: self._reconcile(key, scale_only=False))
+        elif not is_scale and progressing.get("reason") not in ("NewReplicaSetAvailable", "ProgressDeadlineExceeded"):
+            since = _parse_stamp(progressing.get("lastUpdateTime"))
+            if since is not None and now > since + deadline:
+                _set_condition(conditions, "Progressing", "False", "ProgressDeadlineExceeded",
+                               f'ReplicaSet "{rs}" has timed out progressing.', stamp)
+        status["conditions"] = sorted(conditions, key=lambda c: 0 if c["type"] == "Available" else 1)
+        if status == old_status:
+            return
+        patch: Obj = {k: None for k in old_status if k not in status}
+        patch.update(status)
+        self.patch_status_now(DEPLOYMENT, key[0], key[1], patch)
+        self._deployments[key] = {**dep, "status": status}
+
+    # --------------------------------------------------------------------------------- HPA
+
+    def _sync_hpas(self) -> None:
+        for (namespace, name), hpa in sorted(self._hpas.items()):
+            spec = hpa.get("spec") or {}
+            target = (spec.get("scaleTargetRef") or {}).get("name")
+            dep = self._deployments.get((namespace, str(target)))
+            if dep is None:
+                continue
+            dspec = dep.get("spec") or {}
+            current = int(dspec.get("replicas", 1) if dspec.get("replicas") is not None else 1)
+            if current == 0:
+                continue  # an HPA never scales a Deployment scaled to zero (Flagger relies on it)
+            low = int(spec.get("minReplicas", 1) or 1)
+            high = int(spec.get("maxReplicas", low) or low)
+            wanted = min(max(current, low), high)
+            if wanted != current:
+                self.patch_now(DEPLOYMENT, namespace, str(target), {"spec": {"replicas": wanted}})
+            status = {"currentReplicas": current, "desiredReplicas": wanted}
+            if {k: (hpa.get("status") or {}).get(k) for k in status} != status:
+                self.patch_status_now(HPA, namespace, name, status)
+
+
+# ----------------------------------------------------------------------------------------- helpers
+
+
+def _resolve(value: Any, desired: int, *, up: bool) -> int:
+    """An int-or-percent (``maxSurge: 25%``) against ``desired`` replicas, rounded as Kubernetes rounds it."""
+    if isinstance(value, str) and value.endswith("%"):
+        share = float(value[:-1]) / 100 * desired
+        return math.ceil(share) if up else math.floor(share)
+    return int(value)
+
+
+def _ready_delay(name: str) -> float:
+    low, high = READY_DELAY
+    return low + (zlib.crc32(name.encode()) % 1000) / 1000 * (high - low)
+
+
+def _suffix(number: int) -> str:
+    digest = hashlib.sha256(str(number).encode()).digest()
+    return "".join(_HASH_ALPHABET[b % len(_HASH_ALPHABET)] for b in digest[:5])
+
+
+def _get_condition(conditions: list[Obj], kind: str) -> Obj | None:
+    return next((c for c in conditions if c.get("type") == kind), None)
+
+
+def _set_condition(conditions: list[Obj], kind: str, status: str, reason: str, message: str, stamp: str,
+                   *, always_update: bool = False) -> None:
+    """Kubernetes' SetDeploymentCondition: same status and reason keep the old one (and its times)."""
+    current = _get_condition(conditions, kind)
+    if current is not None and current.get("status") == status and current.get("reason") == reason \
+            and not always_update:
+        return
+    new = {"type": kind, "status": status, "lastUpdateTime": stamp, "lastTransitionTime": stamp,
+           "reason": reason, "message": message}
+    if current is not None:
+        if current.get("status") == status:
+            new["lastTransitionTime"] = current.get("lastTransitionTime", stamp)
+        conditions.remove(current)
+    conditions.append(new)
+
+
+def _progressed(old: Obj, new: Obj) -> bool:
+    """Kubernetes' DeploymentProgressing: more updated, fewer old, more ready or more available replicas."""
+    def n(status: Obj, name: str) -> int:
+        return int(status.get(name, 0) or 0)
+
+    old_old = n(old, "replicas") - n(old, "updatedReplicas")
+    new_old = n(new, "replicas") - n(new, "updatedReplicas")
+    return (n(new, "updatedReplicas") > n(old, "updatedReplicas") or new_old < old_old
+            or n(new, "readyReplicas") > n(old, "readyReplicas")
+            or n(new, "availableReplicas") > n(old, "availableReplicas"))
+
+
+def _parse_stamp(stamp: Any) -> float | None:
+    if not isinstance(stamp, str):
+        return None
+    try:
+        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None

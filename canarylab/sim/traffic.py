@@ -1,0 +1,217 @@
+"""Simulated traffic, in time slices: background users on each apex Service, loads started by ``hey``.
+
+Every slice (1 s of lab time) each flow's requests are spread over the pods behind its Service: an apex
+Service with a routing object (TrafficSplit or HTTPRoute) splits by the backends' weights, any other
+Service resolves by selector to its ready pods. Each pod then records the requests in its Linkerd
+counters with its behaviour (healthy, or the injected fault). Flows are counted, not simulated request
+by request, so hundreds of canaries stay cheap.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from canarylab.sim.cluster import SimCluster, SimPod
+from canarylab.sim.metrics import LinkerdMetrics
+from canarylab.sim.workloads import (
+    APP_PODINFO,
+    Behaviour,
+    HttpAnswer,
+    app_of_image,
+    behaviour,
+    podinfo_answer,
+)
+
+BACKGROUND_RPS = 3.0
+"""Requests per second a few real users send to every Canary's apex Service."""
+SLICE_SECONDS = 1.0
+CLUSTER_DOMAIN = "svc.cluster.local"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A URL resolved to a simulated Service."""
+
+    namespace: str
+    service: str
+    port: int
+    path: str
+
+
+@dataclass
+class Load:
+    """Requests at ``rps`` on a Service until lab time ``until`` (a ``hey`` run)."""
+
+    target: Target
+    rps: float
+    until: float
+    method: str = "GET"
+
+
+class Traffic:
+    """The lab's network: resolves URLs to pods, answers single requests, and runs the time slices."""
+
+    def __init__(self, cluster: SimCluster, metrics: LinkerdMetrics, *, home_namespace: str = "test",
+                 seed: int = 1) -> None:
+        self.cluster = cluster
+        self.metrics = metrics
+        self.home_namespace = home_namespace
+        self.loads: dict[str, Load] = {}
+        self.background_rps = BACKGROUND_RPS
+        self._rng = random.Random(seed)
+        self._cache: dict[tuple[str, str], tuple[int, list[tuple[SimPod, float]]]] = {}
+        self._picks: dict[tuple[str, str], int] = {}
+        self._last: float | None = None
+
+    # ---------------------------------------------------------------------------------- URLs
+
+    def resolve(self, url: str, namespace: str | None = None) -> Target | str:
+        """The Service a URL names (``svc.ns``, ``svc.ns.svc``, ``svc.ns.svc.cluster.local``, ``svc``), or why not."""
+        if "://" not in url:
+            url = "http://" + url
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            return f"URL {url} has an invalid port"
+        name, ns = self.service_of_host(host, namespace or self.home_namespace)
+        if name is None or (ns, name) not in self.cluster.services:
+            return f"Could not resolve host: {host}"
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        ports = [int(p.get("port", 0)) for p in self.cluster.services[(ns, name)].ports]
+        if ports and port not in ports:
+            return f"Failed to connect to {host} port {port}: Connection refused (service {name}.{ns} has ports " \
+                   + ", ".join(map(str, ports)) + ")"
+        return Target(ns, name, port, path)
+
+    def service_of_host(self, host: str, namespace: str) -> tuple[str | None, str]:
+        """``(service, namespace)`` for a cluster DNS name; ``(None, ...)`` when it is not one."""
+        labels = host.split(".")
+        if host.endswith("." + CLUSTER_DOMAIN):
+            labels = labels[: -len(CLUSTER_DOMAIN.split("."))]
+        elif labels[-1:] == ["svc"]:
+            labels = labels[:-1]
+        if len(labels) == 1 and labels[0]:
+            return labels[0], namespace
+        if len(labels) == 2 and all(labels):
+            return labels[0], labels[1]
+        return None, namespace
+
+    # ---------------------------------------------------------------------------------- routing
+
+    def endpoints(self, namespace: str, service: str) -> list[tuple[SimPod, float]]:
+        """Pods that answer requests to a Service and each one's share (shares of absent backends are lost)."""
+        key = (namespace, service)
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] == self.cluster.topology:
+            return cached[1]
+        out: list[tuple[SimPod, float]] = []
+        backends = self.cluster.routes.get(key)
+        if backends:
+            total = sum(max(0, w) for _, w in backends)
+            for backend, weight in backends:
+                info = self.cluster.services.get((namespace, backend))
+                if total <= 0 or weight <= 0 or info is None:
+                    continue
+                pods = self.cluster.ready_pods(namespace, info.selector)
+                out.extend((pod, weight / total / len(pods)) for pod in pods)
+        else:
+            info = self.cluster.services.get(key)
+            pods = self.cluster.ready_pods(namespace, info.selector) if info is not None else []
+            out.extend((pod, 1 / len(pods)) for pod in pods)
+        self._cache[key] = (self.cluster.topology, out)
+        return out
+
+    def behaviour_of(self, pod: SimPod, method: str = "GET", path: str = "/") -> Behaviour:
+        """How ``pod`` answers ``method path`` now: its fault, and podinfo's own 5xx paths."""
+        how = behaviour(self.cluster.fault_of(pod))
+        if path != "/" and pod.images and app_of_image(pod.images[0]) == APP_PODINFO:
+            answer = podinfo_answer(method, path, "", pod=pod.name, image=pod.images[0], failed=False)
+            if answer.status >= 500:
+                return Behaviour(1.0, how.latency)
+        return how
+
+    # ---------------------------------------------------------------------------------- Network port
+
+    def now(self) -> float:
+        """Lab seconds."""
+        return self.cluster.clock.now()
+
+    def request(self, method: str, url: str, body: str, namespace: str | None = None) -> HttpAnswer | str:
+        """One request: the answer of the pod it lands on (recorded in its metrics), or a curl-style error."""
+        target = self.resolve(url, namespace)
+        if isinstance(target, str):
+            return target
+        pod = self.pick(target)
+        if pod is None:
+            return f"Failed to connect to {target.service}.{target.namespace} port {target.port}: " \
+                   "Connection refused (no ready pods)"
+        how = behaviour(self.cluster.fault_of(pod))
+        failed = self._rng.random() < how.error_rate
+        image = pod.images[0] if pod.images else ""
+        if app_of_image(image) == APP_PODINFO:
+            answer = podinfo_answer(method, target.path, body, pod=pod.name, image=image, failed=failed)
+        else:
+            answer = HttpAnswer(500, "Internal Server Error") if failed else HttpAnswer(200, "OK")
+        self.metrics.record(pod.namespace, pod.name, 1, Behaviour(1.0 if answer.status >= 500 else 0.0,
+                                                                    how.latency), self._slice_end())
+        return answer
+
+    def pick(self, target: Target) -> SimPod | None:
+        """The pod one request to ``target`` lands on (weighted, deterministic round robin)."""
+        endpoints = self.endpoints(target.namespace, target.service)
+        total = sum(share for _, share in endpoints)
+        if total <= 0:
+            return None
+        key = (target.namespace, target.service)
+        n = self._picks.get(key, 0)
+        self._picks[key] = n + 1
+        point = ((n * 0.6180339887498949) % 1.0) * total
+        for pod, share in endpoints:
+            point -= share
+            if point < 0:
+                return pod
+        return endpoints[-1][0]
+
+    def start_load(self, key: str, url: str, rps: float, duration: float, namespace: str | None = None) -> str | None:
+        """Start ``rps`` requests per second on ``url`` for ``duration`` lab seconds; an error text if impossible."""
+        target = self.resolve(url, namespace)
+        if isinstance(target, str):
+            return target
+        self.loads[key] = Load(target, rps, self.now() + duration)
+        return None
+
+    # ---------------------------------------------------------------------------------- slices
+
+    def _slice_end(self) -> float:
+        now = self.now()
+        return now if self._last is None else max(now, self._last)
+
+    def step(self, now: float) -> None:
+        """Account the traffic of the slice that ends at lab time ``now``."""
+        start = now - SLICE_SECONDS if self._last is None else self._last
+        dt = now - start
+        self._last = now
+        if dt <= 0:
+            return
+        for (namespace, _), canary in self.cluster.canaries.items():
+            spec = canary.get("spec") or {}
+            apex = (spec.get("service") or {}).get("name") or (spec.get("targetRef") or {}).get("name")
+            if apex:
+                self._flow(namespace, str(apex), self.background_rps * dt, "GET", "/", now)
+        for key, load in list(self.loads.items()):
+            seconds = min(now, load.until) - start
+            if seconds > 0:
+                self._flow(load.target.namespace, load.target.service, load.rps * seconds, load.method,
+                           load.target.path, now)
+            if load.until <= now:
+                del self.loads[key]
+
+    def _flow(self, namespace: str, service: str, requests: float, method: str, path: str, now: float) -> None:
+        for pod, share in self.endpoints(namespace, service):
+            self.metrics.record(namespace, pod.name, requests * share, self.behaviour_of(pod, method, path), now)
