@@ -1,0 +1,88 @@
+"""``canarylab engine``: the engine headless on a real cluster, for CI and terminals.
+
+Events go to stdout, as text (``<time> <type> <name>.<ns> <message>``) or with ``--json`` as one JSON object
+per line, the same shape ``canarylab simulate --json`` prints. Every write the engine makes and every
+connection notice goes to stderr, one line each. It runs until Ctrl-C; an unreachable API server is retried
+with backoff and reported, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from canarylab.engine.events import EngineEvent, EngineNotice, KubeEvent
+from canarylab.engine.ports import ClusterError
+from canarylab.errors import UserError
+from canarylab.kube.lab import KubeLab
+
+
+def stamp(seconds: float) -> str:
+    """``2026-01-02T03:04:05Z``."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def event_json(event: KubeEvent) -> dict[str, Any]:
+    """A Kubernetes Event the engine recorded, as ``canarylab simulate --json`` prints it."""
+    return {"kind": "event", "time": stamp(event.time), "type": event.type, "reason": event.reason,
+            "namespace": event.namespace, "name": event.name, "message": event.message}
+
+
+def event_text(event: KubeEvent) -> str:
+    """``<time> <type> <name>.<ns> <message>``."""
+    return f"{stamp(event.time)} {event.type} {event.key} {event.message}"
+
+
+def printer(json_lines: bool, out: TextIO) -> Callable[[EngineEvent], None]:
+    """An engine subscriber printing Kubernetes Events (and engine notices) as they happen."""
+
+    def sink(event: EngineEvent) -> None:
+        if isinstance(event, KubeEvent):
+            line = json.dumps(event_json(event)) if json_lines else event_text(event)
+        elif isinstance(event, EngineNotice):
+            line = json.dumps({"kind": "notice", "time": stamp(event.time), "level": event.level,
+                               "namespace": event.namespace, "name": event.name, "message": event.message}) \
+                if json_lines else f"{stamp(event.time)} {event.level} {event.key} {event.message}"
+        else:
+            return
+        print(line, file=out, flush=True)
+
+    return sink
+
+
+def log_line(err: TextIO) -> Callable[[str], None]:
+    """Writes and connection notices: ``<time> <line>`` on stderr."""
+
+    def write(line: str) -> None:
+        print(f"{stamp(time.time())} {line}", file=err, flush=True)
+
+    return write
+
+
+async def serve(lab: KubeLab, json_lines: bool, out: TextIO) -> None:
+    """Start the lab, print events until cancelled, stop the lab."""
+    await lab.connect()
+    await lab.start()
+    unsubscribe = lab.engine.subscribe(printer(json_lines, out))
+    try:
+        await lab.join()  # the engine runs until cancelled (Ctrl-C)
+    finally:
+        unsubscribe()
+        await lab.stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    """``canarylab engine --context CTX [--namespace NS]... [--readonly] [--json] [--in-cluster]``."""
+    lab = KubeLab(args.context, args.namespaces, readonly=args.readonly, in_cluster=args.in_cluster, wait=True,
+                  log=log_line(sys.stderr))
+    try:
+        asyncio.run(serve(lab, args.json, sys.stdout))
+    except ClusterError as err:
+        raise UserError(f"the engine stopped: {err}") from None
+    return 0
