@@ -28,9 +28,10 @@ def stamp(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def event_json(event: KubeEvent) -> dict[str, Any]:
-    """A Kubernetes Event the engine recorded, as ``canarylab simulate --json`` prints it."""
-    return {"kind": "event", "time": stamp(event.time), "type": event.type, "reason": event.reason,
+def event_json(event: KubeEvent, start: float) -> dict[str, Any]:
+    """A Kubernetes Event the engine recorded, as ``canarylab simulate --json`` prints it (``time``: seconds
+    since the engine started)."""
+    return {"kind": "event", "time": round(event.time - start, 3), "type": event.type, "reason": event.reason,
             "namespace": event.namespace, "name": event.name, "message": event.message}
 
 
@@ -39,14 +40,14 @@ def event_text(event: KubeEvent) -> str:
     return f"{stamp(event.time)} {event.type} {event.key} {event.message}"
 
 
-def printer(json_lines: bool, out: TextIO) -> Callable[[EngineEvent], None]:
+def printer(json_lines: bool, out: TextIO, start: float) -> Callable[[EngineEvent], None]:
     """An engine subscriber printing Kubernetes Events (and engine notices) as they happen."""
 
     def sink(event: EngineEvent) -> None:
         if isinstance(event, KubeEvent):
-            line = json.dumps(event_json(event)) if json_lines else event_text(event)
+            line = json.dumps(event_json(event, start)) if json_lines else event_text(event)
         elif isinstance(event, EngineNotice):
-            line = json.dumps({"kind": "notice", "time": stamp(event.time), "level": event.level,
+            line = json.dumps({"kind": "notice", "time": round(event.time - start, 3), "level": event.level,
                                "namespace": event.namespace, "name": event.name, "message": event.message}) \
                 if json_lines else f"{stamp(event.time)} {event.level} {event.key} {event.message}"
         else:
@@ -69,7 +70,7 @@ async def serve(lab: KubeLab, json_lines: bool, out: TextIO) -> None:
     """Start the lab, print events until cancelled, stop the lab."""
     await lab.connect()
     await lab.start()
-    unsubscribe = lab.engine.subscribe(printer(json_lines, out))
+    unsubscribe = lab.engine.subscribe(printer(json_lines, out, lab.clock.now()))
     try:
         await lab.join()  # the engine runs until cancelled (Ctrl-C)
     finally:

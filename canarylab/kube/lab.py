@@ -20,7 +20,7 @@ from canarylab.engine.ports import ClusterError, Conflict, Metrics, NotFound, We
 from canarylab.errors import UserError
 from canarylab.kube import config
 from canarylab.kube.cluster import KubeCluster, Log, log_to_logger
-from canarylab.kube.proxy import ProxiedWebhooks, ServiceProxy, api_client
+from canarylab.kube.proxy import ServiceProxy, api_client
 
 if TYPE_CHECKING:
     from canarylab.engine.controller import Engine
@@ -112,8 +112,8 @@ class KubeLab:
         self._client = await api_client(cluster.api)
         metrics = self._metrics or self._own(PrometheusClient(self.metrics_server, client=self._client,
                                                               rewrite_url=proxy.rewrite))
-        inner = self._webhooks or self._own(HttpWebhooks(client=self._client))
-        return metrics, ProxiedWebhooks(inner, proxy)
+        webhooks = self._webhooks or self._own(HttpWebhooks(self._client, rewrite_url=proxy.rewrite))
+        return metrics, webhooks
 
     def _own(self, resource: T) -> T:
         self._owned.append(resource)

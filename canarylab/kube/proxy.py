@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Collection, Generator
-from dataclasses import replace
 
 import httpx
-
-from canarylab.engine.ports import WebhookCall, WebhookResponse, Webhooks
 
 
 class ServiceProxy:
@@ -95,25 +92,3 @@ async def api_client(api: object, *, timeout: float = 30.0) -> httpx.AsyncClient
         mounts[key] = httpx.AsyncHTTPTransport(verify=await auth.ssl_context())
     return httpx.AsyncClient(auth=_ServerAuth(server, auth.token), mounts=mounts, timeout=timeout,
                              follow_redirects=False)
-
-
-class ProxiedWebhooks:
-    """The Webhooks port for an engine on the host: in-cluster hook URLs go through the service proxy.
-
-    ``inner`` sends the calls (the engine's ``HttpWebhooks`` with :func:`api_client`'s client); messages
-    keep naming the URL the Canary wrote, not the proxy path.
-    """
-
-    def __init__(self, inner: Webhooks, proxy: ServiceProxy) -> None:
-        self.inner = inner
-        self.proxy = proxy
-
-    async def call(self, call: WebhookCall) -> WebhookResponse:
-        """Send ``call`` through the service proxy when its URL is in-cluster."""
-        target = self.proxy.rewrite(call.url)
-        if target == call.url:
-            return await self.inner.call(call)
-        response = await self.inner.call(replace(call, url=target))
-        if target in response.error:
-            response = replace(response, error=response.error.replace(target, call.url))
-        return response

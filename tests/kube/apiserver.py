@@ -39,7 +39,8 @@ import httpx
 import jsonpatch
 import kmock
 
-from canarylab.engine.kinds import ALL_KINDS, Kind
+from canarylab.engine.fakes import deployment_ready_status
+from canarylab.engine.kinds import ALL_KINDS, DEPLOYMENT, Kind
 
 GroupPlural = tuple[str, str]
 Key = tuple[GroupPlural, str, str]  # (group, plural), namespace ("" when cluster-scoped), name
@@ -125,7 +126,11 @@ class ApiServer(kmock.KubernetesScaffold):
     kinds: dict[GroupPlural, Kind] = attrs.field(factory=lambda: {(k.group, k.plural): k for k in ALL_KINDS})
     faults: list[Callable[[kmock.Request], int | None]] = attrs.field(factory=list)
     """Each is asked about every object request; a status code it returns fails that request."""
+    controllers: list[Callable[[ApiServer, Write], None]] = attrs.field(factory=list)
+    """Called after every write, in order, like controllers in the cluster; they may write (``set_status``)."""
     writes: list[Write] = attrs.field(factory=list, init=False)
+    _pending: list[Write] = attrs.field(factory=list, init=False)
+    _dispatching: bool = attrs.field(default=False, init=False)
     _store: dict[Key, dict[str, Any]] = attrs.field(factory=dict, init=False)
     _rv: int = attrs.field(default=0, init=False)
     _compacted: int = attrs.field(default=0, init=False)
@@ -206,6 +211,12 @@ class ApiServer(kmock.KubernetesScaffold):
         old = self._store.get(key)
         self._commit(key, kind, copy.deepcopy(obj), old)
         return copy.deepcopy(self._store[key])
+
+    def set_status(self, kind: Kind, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Replace an object's status, as its controller would (a write with its own resourceVersion)."""
+        key = ((kind.group, kind.plural), namespace if kind.namespaced else "", name)
+        old = self._store[key]
+        self._commit(key, kind, {**copy.deepcopy(old), "status": copy.deepcopy(status)}, old)
 
     def history(self, kind: Kind) -> Iterator[Write]:
         """Writes of one kind, in order."""
@@ -406,10 +417,24 @@ class ApiServer(kmock.KubernetesScaffold):
 
     def _publish(self, kind: Kind, type: str, key: Key, obj: dict[str, Any]) -> None:
         snapshot = copy.deepcopy(obj)
-        self.writes.append(Write(self._rv, type, kind.kind, key[1], key[2], snapshot))
+        write = Write(self._rv, type, kind.kind, key[1], key[2], snapshot)
+        self.writes.append(write)
         for gp, queue in list(self._watchers):
             if gp == key[0]:
                 queue.put_nowait((self._rv, type, key[1], snapshot))
+        if not self.controllers:
+            return
+        self._pending.append(write)
+        if self._dispatching:
+            return  # a controller wrote: delivered after the current write, in order
+        self._dispatching = True
+        try:
+            while self._pending:
+                current = self._pending.pop(0)
+                for controller in list(self.controllers):
+                    controller(self, current)
+        finally:
+            self._dispatching = False
 
     # ---------------------------------------------------------------------------------------- watch
 
@@ -508,6 +533,16 @@ async def serve(*, port: int | None = None, bookmark_interval: float = 1.0,
         finally:
             api.drop_watches(abort=True)
             await asyncio.sleep(0)
+
+
+def ready_deployments(server: ApiServer, write: Write) -> None:
+    """A controller marking every Deployment ready at once with its spec's replicas (nothing runs pods here)."""
+    if write.kind != "Deployment" or write.type == "DELETED":
+        return
+    obj = write.object
+    status = deployment_ready_status(obj)
+    if (obj.get("status") or {}) != status:
+        server.set_status(DEPLOYMENT, write.namespace, write.name, status)
 
 
 def free_port() -> int:
