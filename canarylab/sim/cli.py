@@ -66,6 +66,7 @@ class Simulation:
         self.err = err or sys.stderr
         self.started: set[tuple[str, str]] = set()
         self.wake = asyncio.Event()
+        self.finished = False
 
     def _on_event(self, event: EngineEvent) -> None:
         if isinstance(event, KubeEvent):
@@ -83,6 +84,8 @@ class Simulation:
         return max(0.0, lab_time - (self.lab.started_at or lab_time))
 
     def _print_event(self, event: KubeEvent) -> None:
+        if self.finished:
+            return  # the result line is the last line
         at = self._since_start(event.time)
         if self.as_json:
             line = json.dumps({"kind": "event", "time": round(at, 3), "type": event.type, "reason": event.reason,
@@ -161,6 +164,7 @@ class Simulation:
             print(f"canarylab: scenario {step.describe()} was not applied: {err}", file=self.err, flush=True)
 
     def _finish(self, code: int) -> int:
+        self.finished = True
         canaries = [
             {"namespace": ns, "name": name, "phase": status.get("phase") or "",
              "canaryWeight": int(status.get("canaryWeight") or 0), "failedChecks": int(status.get("failedChecks") or 0)}

@@ -111,6 +111,8 @@ class SimLab:
         self._tasks = []
         with contextlib.suppress(Exception):
             await self._stack.aclose()
+        with contextlib.suppress(Exception):
+            await self.webhooks.aclose()
         if self.metrics_server is not None:
             with contextlib.suppress(Exception):
                 self.metrics_server.stop()

@@ -127,8 +127,14 @@ class SimWebhooks:
         if self._real is None:
             from canarylab.engine.webhooks import HttpWebhooks
 
-            self._real = HttpWebhooks()
+            self._real = HttpWebhooks(sleep=self.clock.sleep)
         return self._real
+
+    async def aclose(self) -> None:
+        """Close the HTTP client used for real local webhooks, if one was made."""
+        close = getattr(self._real, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def _json_default(value: Any) -> Any:
