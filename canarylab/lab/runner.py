@@ -138,7 +138,7 @@ class ShRunner:
         try:
             running = program(*command.argv[1:], _in=stdin, _out=collect(out), _err=collect(err),
                               _ok_code=list(range(256)), _timeout=timeout or self.default_timeout,
-                              _return_cmd=True, _env={**os.environ, "LC_ALL": "C"})
+                              _return_cmd=True, _tty_out=False, _env={**os.environ, "LC_ALL": "C"})
             code = int(running.exit_code or 0)
         except sh.TimeoutException:
             err.append(f"timed out after {timeout or self.default_timeout:.0f}s\n")
