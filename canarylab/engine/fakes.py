@@ -39,6 +39,7 @@ from canarylab.engine.ports import (
 __all__ = [
     "FakeMetrics",
     "FakeWebhooks",
+    "ManualClock",
     "MemoryCluster",
     "deployment_ready_status",
     "merge_patch",
@@ -542,3 +543,30 @@ class FakeWebhooks:
             return WebhookResponse(ok=True, status=status, body="OK")
         body = "Forbidden" if status == 403 else f"status {status}"
         return WebhookResponse(ok=False, status=status, body=body, error=body)
+
+
+# ---------------------------------------------------------------------------------------------- clock
+
+
+class ManualClock:
+    """A clock that moves only when told (``advance``) or when something sleeps on it; for tick-level tests."""
+
+    def __init__(self, epoch: float = 1_700_000_000.0) -> None:
+        self.epoch = epoch
+        self.t = epoch
+
+    def now(self) -> float:
+        return self.t
+
+    def elapsed(self) -> float:
+        """Seconds since the clock's epoch."""
+        return self.t - self.epoch
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        self.t += max(0.0, seconds)
+
+    async def sleep(self, seconds: float) -> None:
+        """Advance by ``seconds`` and yield once to the loop."""
+        self.advance(seconds)
+        await asyncio.sleep(0)

@@ -64,7 +64,7 @@ async def test_202_passes_and_the_payload_is_flaggers_json(server: HookServer) -
     resp = await hooks.call(hook(server.url + "/"))
     await hooks.aclose()
     assert resp.ok and resp.status == 202
-    path, body, ctype = server.requests[0]
+    _path, body, ctype = server.requests[0]
     assert ctype == "application/json"
     assert body == {"name": "podinfo", "namespace": "test", "phase": "Progressing", "checksum": "abc",
                     "metadata": {"cmd": "hey"}}
