@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from canarylab.lab.preflight import Outcome, Probe, render, run_checks
+from canarylab.lab.preflight import Check, Outcome, Probe, render, run_checks
 from canarylab.lab.runner import RecordingRunner
 from canarylab.lab.state import LabState
 from canarylab.lab.versions import Versions, parse_version, supported
@@ -29,7 +29,7 @@ def inotify(tmp_path: Path, watches: int = 524288, instances: int = 512) -> Path
     return d
 
 
-def check(checks: list, title_part: str):  # type: ignore[no-untyped-def]
+def check(checks: list[Check], title_part: str) -> Check:
     return next(c for c in checks if title_part in c.title)
 
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+from textual.pilot import Pilot
 from textual.widgets import RichLog, Static
 
 from canarylab.lab.installer import Installer
+from canarylab.lab.runner import Command, Result
 from canarylab.lab.versions import Versions
 from canarylab.screens.lab_progress import LabProgressApp, StepRow
 from tests.lab.conftest import fresh_lab_runner
 
 
-async def wait_until_finished(app: LabProgressApp, pilot, limit: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+async def wait_until_finished(app: LabProgressApp, pilot: Pilot[Any], limit: float = 20.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit
     while not app.finished:
@@ -29,7 +32,7 @@ async def test_steps_start_pending_and_end_done_with_the_log_tail(versions: Vers
     original = runner.run
     loop = asyncio.get_running_loop()
 
-    def held_run(command, **kwargs):  # type: ignore[no-untyped-def]
+    def held_run(command: Command, **kwargs: Any) -> Result:
         asyncio.run_coroutine_threadsafe(gate.wait(), loop).result(timeout=20)
         return original(command, **kwargs)
 
