@@ -47,6 +47,8 @@ class PrometheusClient:
     authenticates to the Kubernetes API server); it is not closed by :meth:`aclose`. ``rewrite_url`` maps the
     full request URL (``<address>/api/v1/query``, no query string) to the one to request, so in-cluster
     addresses can go through the API server's service proxy. ``timeout`` is per query, Flagger's 5 s by default.
+    ``ignore_query_address=True`` sends every query to ``address`` whatever the Canary or MetricTemplate names
+    (``--prometheus`` with the simulated lab: one Prometheus answers every check).
     """
 
     def __init__(
@@ -56,9 +58,11 @@ class PrometheusClient:
         client: httpx.AsyncClient | None = None,
         rewrite_url: Callable[[str], str] | None = None,
         timeout: float = QUERY_TIMEOUT,
+        ignore_query_address: bool = False,
     ) -> None:
         self.address = address
         self.timeout = timeout
+        self.ignore_query_address = ignore_query_address
         self._given_client = client
         self._rewrite_url = rewrite_url
         self._own_clients: dict[bool, httpx.AsyncClient] = {}  # keyed by "verify TLS"
@@ -119,7 +123,7 @@ class PrometheusClient:
         verify: bool = True,
     ) -> float:
         """One instant query (whitespace collapsed) against ``address`` or the default; parsed as Flagger does."""
-        base = address or self.address
+        base = self.address if self.ignore_query_address or not address else address
         url = _api_url(base)
         if self._rewrite_url is not None:
             url = self._rewrite_url(url)

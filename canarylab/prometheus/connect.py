@@ -35,13 +35,18 @@ async def connect(spec: str, scrape_target: str | None) -> AsyncIterator[Metrics
     """The Metrics provider for ``--prometheus spec``.
 
     ``spec == "local"`` starts :class:`LocalPrometheus` scraping ``scrape_target`` (``host:port`` of the
-    simulated lab's metrics endpoint) and stops it on exit; any other value must be a Prometheus URL.
+    simulated lab's metrics endpoint) and stops it on exit; any other value must be a Prometheus URL. Every
+    query goes to that Prometheus, whatever address the Canary or a MetricTemplate names (in the simulated lab
+    they name in-cluster addresses such as ``http://prometheus.linkerd-viz:9090``).
     """
     if spec == LOCAL:
         if not scrape_target:
             raise UserError("--prometheus local needs the simulated lab's metrics endpoint (--metrics-port) to scrape")
-        async with LocalPrometheus([scrape_target]) as prom, PrometheusClient(prom.url) as client:
+        async with (
+            LocalPrometheus([scrape_target]) as prom,
+            PrometheusClient(prom.url, ignore_query_address=True) as client,
+        ):
             yield client
     else:
-        async with PrometheusClient(check_url(spec)) as client:
+        async with PrometheusClient(check_url(spec), ignore_query_address=True) as client:
             yield client

@@ -148,6 +148,15 @@ async def test_the_address_path_is_kept_and_the_query_address_wins(api: Recordin
     assert api.last.path == "/prometheus/api/v1/query"
 
 
+async def test_a_pinned_client_sends_every_query_to_its_own_address(api: RecordingServer) -> None:
+    # --prometheus with the simulated lab: Canaries and templates name in-cluster addresses, one Prometheus answers
+    api.answer_json(vector("1"))
+    async with PrometheusClient(api.url, ignore_query_address=True) as client:
+        assert await client.query(metric_query(address="http://prometheus.linkerd-viz:9090")) == 1.0
+        assert await client.is_online("http://prometheus.linkerd-viz:9090")
+    assert len(api.requests) == 2
+
+
 async def test_headers_and_bearer_token_are_sent(api: RecordingServer) -> None:
     api.answer_json(vector("1"))
     async with PrometheusClient(api.url) as client:
