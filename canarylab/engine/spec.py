@@ -493,7 +493,7 @@ def parse_metric_template(obj: Obj) -> MetricTemplate:
     meta = obj.get("metadata") or {}
     name = f"MetricTemplate {meta.get('name')}.{meta.get('namespace', 'default')}"
     template, problems = _validate_all(MetricTemplate, obj)
-    if template is None:
+    if template is None or problems:
         raise SpecError(name, problems)
     return template
 
