@@ -264,7 +264,7 @@ class SimCluster(MemoryCluster):
             for pod in old:
                 self._terminate(pod)
             if not any(p.hash != want for p in pods.values()):
-                self._scale_new(key, dep, template, want, new, desired, desired)
+                self._scale_new(key, dep, template, want, new, desired, desired - len(new))
         else:
             rolling = strategy.get("rollingUpdate") or {}
             surge = _resolve(rolling.get("maxSurge", "25%"), desired, up=True)
@@ -272,7 +272,7 @@ class SimCluster(MemoryCluster):
             if surge == 0 and unavailable == 0:
                 unavailable = 1
             limit = desired + surge if old else desired
-            self._scale_new(key, dep, template, want, new, desired, max(0, limit - len(old)))
+            self._scale_new(key, dep, template, want, new, desired, max(0, limit - len(old) - len(new)))
             new = [p for p in pods.values() if not p.terminating and p.hash == want]
             if old:
                 # Unready old pods go first (they cost no availability), then as many ready ones as the

@@ -142,15 +142,14 @@ class Loadtester:
         return self._curl(parsed)
 
     def _curl(self, curl: Curl) -> tuple[int, str]:
+        """Exit code and combined output (stderr, then what the pipe prints), as ``bash -c`` reports them."""
         answer = self.network.request(curl.method, curl.url, curl.data)
         if isinstance(answer, str):
             code = 6 if "resolve host" in answer else 7
-            output = f"curl: ({code}) {answer}\n" if (curl.show_error or not curl.silent) else ""
-            return _pipe(code, output, curl)
+            return _pipe(code, "", f"curl: ({code}) {answer}\n" if (curl.show_error or not curl.silent) else "", curl)
         if curl.fail and answer.status >= 400:
-            output = (f"curl: (22) The requested URL returned error: {answer.status}\n"
-                      if (curl.show_error or not curl.silent) else "")
-            return _pipe(22, output, curl)
+            error = f"curl: (22) The requested URL returned error: {answer.status}\n"
+            return _pipe(22, "", error if (curl.show_error or not curl.silent) else "", curl)
         output = ""
         if curl.include or curl.head:
             output += f"HTTP/1.1 {answer.status}\r\ncontent-type: application/json; charset=utf-8\r\n\r\n"
@@ -158,14 +157,14 @@ class Loadtester:
             output += answer.body
         if curl.write_out:
             output += curl.write_out.replace("%{http_code}", str(answer.status)).replace("\\n", "\n")
-        return _pipe(0, output, curl)
+        return _pipe(0, output, "", curl)
 
 
-def _pipe(code: int, output: str, curl: Curl) -> tuple[int, str]:
-    """Pipe curl's output through its greps; the last command's exit code wins (no pipefail)."""
+def _pipe(code: int, stdout: str, stderr: str, curl: Curl) -> tuple[int, str]:
+    """Pipe curl's stdout through its greps; the last command's exit code wins (no pipefail)."""
     for grep in curl.grep:
-        code, output = grep.run(output)
-    return code, output
+        code, stdout = grep.run(stdout)
+    return code, stderr + stdout
 
 
 def _canary_key(body: str) -> str | None:

@@ -203,8 +203,8 @@ def test_pause_holds_the_weight_and_resume_continues(simulate: Simulate, write: 
     plain = simulate()
     assert paused.code == 0 and plain.code == 0
     assert paused.weights() == list(range(5, 55, 5))
-    last = [line for line in paused.lines if "Promotion completed" in line][0]
-    assert last[:6] > [line for line in plain.lines if "Promotion completed" in line][0][:6]
+    last = next(line for line in paused.lines if "Promotion completed" in line)
+    assert last[:6] > next(line for line in plain.lines if "Promotion completed" in line)[:6]
 
 
 def test_a_new_image_mid_run_restarts_the_analysis(simulate: Simulate, write: Write) -> None:
