@@ -98,3 +98,18 @@ def test_seed_lab_still_loads_from_bootstrap() -> None:
     kinds = [d["kind"] for d in seed_lab()]
     assert kinds == ["Namespace", "Deployment", "Service", "Deployment", "HorizontalPodAutoscaler", "Canary"]
     assert Path(BOOTSTRAP, "workloads", "podinfo-canary.yaml").read_text().startswith("# The seed tutorial's Canary")
+
+
+def test_the_prometheus_access_policy_targets_viz_prometheus_admin() -> None:
+    auth, policy = docs("linkerd/prometheus-access.yaml")
+    assert auth["kind"] == "NetworkAuthentication" and policy["kind"] == "AuthorizationPolicy"
+    assert {auth["metadata"]["namespace"], policy["metadata"]["namespace"]} == {"linkerd-viz"}
+    assert policy["spec"]["targetRef"] == {"group": "policy.linkerd.io", "kind": "Server", "name": "prometheus-admin"}
+    assert policy["spec"]["requiredAuthenticationRefs"][0]["name"] == auth["metadata"]["name"]
+
+
+def test_every_bootstrap_file_is_covered_by_these_tests() -> None:
+    covered = {*BUILTIN_FILES, "workloads/podinfo-canary.yaml", "kind.yaml", "versions.yaml",
+               "linkerd/prometheus-access.yaml"}
+    present = {str(p.relative_to(BOOTSTRAP)) for p in BOOTSTRAP.rglob("*.yaml")}
+    assert present == covered

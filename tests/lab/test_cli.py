@@ -22,7 +22,7 @@ def test_dry_run_prints_exactly_the_commands_one_per_line(capsys: pytest.Capture
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("kind create cluster --name canarylab --config ")
     assert lines[-1].endswith("bootstrap/workloads/podinfo-canary.yaml")
-    assert len(lines) == 18
+    assert len(lines) == 19
     assert all(line.split()[0] in ("kind", "kubectl", "linkerd", "helm") for line in lines)
     # and a dry run leaves no record: no state, no created context
     assert not (cache / "canarylab" / "state.json").exists()

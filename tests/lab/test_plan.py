@@ -46,6 +46,7 @@ def test_full_smi_plan_runs_every_step_in_order(versions: Versions) -> None:
         "linkerd --context kind-canarylab check",
         "linkerd --context kind-canarylab viz install | kubectl --context kind-canarylab apply -f -",
         "kubectl --context kind-canarylab --namespace linkerd-viz rollout status deployment/prometheus",
+        "kubectl --context kind-canarylab apply -f ",  # Prometheus access for the engine
         "kubectl --context kind-canarylab --namespace linkerd-viz scale deployment web tap tap-injector metrics-api",
         "kubectl --context kind-canarylab delete apiservice v1alpha1.tap.linkerd.io",
         "helm --kube-context kind-canarylab upgrade --install linkerd-smi",
@@ -62,8 +63,8 @@ def test_full_smi_plan_runs_every_step_in_order(versions: Versions) -> None:
     for line, prefix in zip(plan, expected_prefixes, strict=True):
         assert line.startswith(prefix), f"{line!r} should start with {prefix!r}"
     applied = [line.rsplit(" ", 1)[-1] for line in plan if " apply -f /" in line]
-    assert [Path(p).name for p in applied] == ["flagger.yaml", "namespace.yaml", "loadtester.yaml", "podinfo.yaml",
-                                               "podinfo-canary.yaml"]
+    assert [Path(p).name for p in applied] == ["prometheus-access.yaml", "flagger.yaml", "namespace.yaml",
+                                               "loadtester.yaml", "podinfo.yaml", "podinfo-canary.yaml"]
     # and every step ended done, and the state remembers them and the created context
     assert [e.key for e in seen if e.status == "done"] == [s.key for s in installer.steps]
     state = LabState.load("canarylab")
