@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
@@ -123,8 +123,7 @@ class CanaryLabApp(App[None]):
 
     def _coalesce(self) -> None:
         """Coalesce: fold buffered events, take a state snapshot, repaint the visible screen once."""
-        events, self._pending[:] = list(self._pending), []
-        self.history.feed(events)
+        events = self._fold()
         states = self.lab.engine.canary_states() if self._started else []
         if states != self._states:
             self._states = states
@@ -132,7 +131,7 @@ class CanaryLabApp(App[None]):
         if events:
             self._dirty = True
             if any(type(e).__name__ in ("WeightChanged", "PhaseChanged") for e in events):
-                self.run_worker(self._poll(), group="poll", exclusive=True)  # pods/images change with weights
+                self.run_worker(self._poll, group="poll", exclusive=True)  # type: ignore[arg-type]  # pods/images change with weights
         if self._open_single and len(states) == 1 and isinstance(self.screen, OverviewScreen):
             self._open_single = False  # one Canary: open straight on its detail, once
             self.action_open_canary(states[0].namespace, states[0].name)
@@ -144,6 +143,12 @@ class CanaryLabApp(App[None]):
                 self._dirty = False
             elif self._started:
                 screen.show_clock(self.view())  # lab time moves even when nothing else does: one line
+
+    def _fold(self) -> list[EngineEvent]:
+        """Move buffered engine events into the history; returns them."""
+        events, self._pending[:] = list(self._pending), []
+        self.history.feed(events)
+        return events
 
     async def _poll(self) -> None:
         """Read pods and images of the Canary on screen (the engine's events do not carry them)."""
@@ -207,7 +212,7 @@ class CanaryLabApp(App[None]):
             self.pop_screen()
         self.push_screen(DetailScreen(namespace, name))
         self._dirty = True
-        self.run_worker(self._poll(), group="poll", exclusive=True)
+        self.run_worker(self._poll, group="poll", exclusive=True)  # type: ignore[arg-type]
         self.call_after_refresh(self._coalesce)
 
     def action_overview(self) -> None:
@@ -245,7 +250,10 @@ class CanaryLabApp(App[None]):
         state = self._need_state()
         if state is None:
             return
-        presets = getattr(self.lab, "fault_presets", None) or DEFAULT_PRESETS
+        presets = dict(DEFAULT_PRESETS)  # the walkthrough's presets first, then the lab's own extras
+        for name, values in (getattr(self.lab, "fault_presets", None) or {}).items():
+            if values not in presets.values():
+                presets[name] = values
 
         def apply(choice: FaultChoice | None) -> None:
             if choice is None:
@@ -316,6 +324,7 @@ class CanaryLabApp(App[None]):
         if state is None:
             self.notify("nothing to export yet", severity="warning")
             return
+        self._fold()  # the report includes what happened since the last repaint
         folder = self.export_dir or Path.cwd()
         now = self.lab.clock.now() if self._started else time.time()
         stem = f"canarylab-{state.name}.{state.namespace}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now))}"
@@ -394,7 +403,7 @@ def run_demo(args: argparse.Namespace) -> int:
     speed = args.speed or (1.0 if args.prometheus else 5.0)
     lab = SimLab(args.files, speed=speed, prometheus=args.prometheus, metrics_port=args.metrics_port,
                  readonly=args.readonly)
-    asyncio.run(_serve(lab, keymap))
+    asyncio.run(_serve(cast("Lab", lab), keymap))  # session.Lab's mutable attributes make mypy invariant
     return 0
 
 
@@ -409,5 +418,5 @@ def run_ui(args: argparse.Namespace) -> int:
         ) from None
     keymap = keys.load_keymap()
     lab = KubeLab(args.context, args.namespaces, readonly=args.readonly, in_cluster=args.in_cluster)
-    asyncio.run(_serve(lab, keymap))
+    asyncio.run(_serve(cast("Lab", lab), keymap))
     return 0

@@ -57,7 +57,8 @@ class OverviewScreen(Screen[None]):
         self._view = view
         table = self.query_one(CanaryTable)
         table.show(view.states)
-        self.query_one(LabHeader).show(view.title, view.engine, f"{len(view.states)} canar{'y' if len(view.states) == 1 else 'ies'}", view.now)
+        count = f"{len(view.states)} canar{'y' if len(view.states) == 1 else 'ies'}"
+        self.query_one(LabHeader).show(view.title, view.engine, count, view.now)
         sort = f"sorted by {table.sort_by}" + (f" · filter '{table.filter}'" if table.filter else "")
         shown = table.row_count
         self.query_one("#summary", Static).update(

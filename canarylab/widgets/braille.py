@@ -43,7 +43,8 @@ def value_range(values: Sequence[float], bounds: Sequence[float]) -> tuple[float
         pad = max(abs(high) * 0.05, 1.0)
         return low - pad, high + pad
     pad = (high - low) * 0.1
-    return low - pad, high + pad
+    # Rates and latencies are never negative: do not pad below zero.
+    return (max(0.0, low - pad) if low >= 0 else low - pad), high + pad
 
 
 def render(
@@ -71,7 +72,7 @@ def render(
     # Leave room on the failing side of the threshold, so the shaded zone shows before anything fails.
     room = (high - low) * 0.25
     if minimum is not None:
-        low = min(low, minimum - room)
+        low = min(low, max(0.0, minimum - room) if minimum >= 0 else minimum - room)
     elif maximum is not None:
         high = max(high, maximum + room)
 

@@ -8,6 +8,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual.widget import Widget
 
+_MARK = {"done": "✔", "current": "▶", "todo": "", "failed": "✘ "}
 PROMOTING = ("Promoting", "Finalising")
 RUNNING = ("Progressing", "WaitingPromotion", "Waiting", *PROMOTING)
 
@@ -71,11 +72,12 @@ class StepLadder(Widget):
     def render(self) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
         arrow = self.get_component_rich_style("step-ladder--todo")
-        full = sum(len(label) + 2 for label, _ in self._chips) + 3 * (len(self._chips) - 1)
+        full = sum(len(label) + 2 + len(_MARK[role]) for label, role in self._chips) + 3 * (len(self._chips) - 1)
         compact = full > self.size.width
         for i, (label, role) in enumerate(self._chips):
             if i:
                 text.append("›" if compact else " › ", arrow)
             shown = label.rstrip("%") if compact and label.endswith("%") else label
+            shown = _MARK[role] + shown  # marks too, so the ladder reads without colours
             text.append(f"{shown}" if compact else f" {shown} ", self.get_component_rich_style(f"step-ladder--{role}"))
         return text

@@ -101,7 +101,7 @@ def test_keys_are_remapped_from_a_file_and_the_environment(tmp_path: Path) -> No
 def test_a_wrong_keymap_names_the_binding_and_the_fix(tmp_path: Path) -> None:
     keymap = tmp_path / "keymap.yaml"
     keymap.write_text("ship: s\n")
-    with pytest.raises(UserError, match="unknown binding id 'ship'.*bump"):
+    with pytest.raises(UserError, match=r"unknown binding id 'ship'.*bump"):
         load_keymap({"CANARYLAB_KEYMAP": str(keymap)})
     with pytest.raises(UserError, match="no such file"):
         load_keymap({"CANARYLAB_KEYMAP": str(tmp_path / "missing.yaml")})

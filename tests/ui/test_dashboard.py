@@ -1,0 +1,162 @@
+"""Scenarios on the dashboard driven by keys, on the real engine and simulated lab (fast lab clock)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from canarylab.app import CanaryLabApp
+from canarylab.screens.bump_image import BumpImageScreen
+from canarylab.screens.confirm import ConfirmScreen
+from canarylab.screens.detail import DetailScreen
+from canarylab.screens.fault import FaultScreen
+from canarylab.screens.help import HelpScreen
+from canarylab.widgets.traffic_bar import TrafficBar
+
+from .conftest import until
+from .screen_text import screen_text
+
+MakeApp = Callable[..., CanaryLabApp]
+
+
+def phase(app: CanaryLabApp) -> str:
+    states = app.lab.engine.canary_states()
+    return states[0].phase if states else ""
+
+
+def weight(app: CanaryLabApp) -> int:
+    states = app.lab.engine.canary_states()
+    return states[0].canary_weight if states else 0
+
+
+async def ship(app: CanaryLabApp, pilot) -> None:  # type: ignore[no-untyped-def]
+    """Given the seed lab initialized, press b and accept the proposed 3.1.1."""
+    await until(pilot, lambda: phase(app) == "Initialized", "the seed canary to be Initialized")
+    await pilot.press("b")
+    await until(pilot, lambda: isinstance(app.screen, BumpImageScreen), "the bump modal")
+    assert "stefanprodan/podinfo:3.1.1" in screen_text(app)
+    await pilot.press("enter")
+
+
+async def test_b_ships_3_1_1_and_the_bar_ladder_and_events_move(make_app: MakeApp) -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        # given one canary, the dashboard opens on its detail with the walkthrough hint
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen), "the detail screen")
+        await until(pilot, lambda: "press b to ship 3.1.1" in screen_text(app), "the walkthrough hint")
+        # when b is pressed and the proposed tag accepted
+        await ship(app, pilot)
+        # then the analysis starts: the bar gives the canary traffic, the ladder climbs, events appear
+        await until(pilot, lambda: weight(app) >= 10, "the canary weight to reach 10", timeout=60)
+        await until(pilot, lambda: app.screen.query_one(TrafficBar)._split[1] >= 10, "the bar to move")
+        text = screen_text(app)
+        assert "podinfo:3.1.1 canary" in text
+        assert "✔5%" in text and "▶" in text  # done steps and the current one on the ladder
+        assert "New revision detected! Scaling up podinfo.test" in text
+        assert "Advance podinfo.test canary weight 5" in text
+        assert "Progressing" in text
+
+
+async def test_a_fault_on_the_canary_leads_to_a_rollback_shown_on_screen(make_app: MakeApp) -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ship(app, pilot)
+        await until(pilot, lambda: weight(app) >= 5, "the analysis to start", timeout=60)
+        # when f is pressed and "errors 50%" chosen
+        await pilot.press("f")
+        await until(pilot, lambda: isinstance(app.screen, FaultScreen), "the fault modal")
+        assert "latency +600ms" in screen_text(app) and "clear" in screen_text(app)
+        await pilot.press("down", "enter")
+        # then the checks fail and the canary is rolled back, on screen
+        await until(pilot, lambda: phase(app) == "Failed", "the rollback", timeout=90)
+        await until(pilot, lambda: "rolled back" in screen_text(app), "the ladder to show the rollback")
+        text = screen_text(app)
+        assert "Failed" in text
+        assert "Halt podinfo.test advancement success rate" in text
+        assert "✘" in text  # the failing success-rate check
+        assert app.screen.query_one(TrafficBar)._split[:2] == (100, 0)
+
+
+async def test_r_asks_first_then_rolls_back(make_app: MakeApp) -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ship(app, pilot)
+        await until(pilot, lambda: weight(app) >= 5, "the analysis to start", timeout=60)
+        # when r is pressed and the question answered no, nothing happens
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+        assert "Roll back podinfo.test now?" in screen_text(app)
+        await pilot.press("n")
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert phase(app) == "Progressing"
+        # when asked again and answered yes, the engine rolls back
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+        await pilot.press("y")
+        await until(pilot, lambda: phase(app) == "Failed", "the manual rollback", timeout=60)
+        await until(pilot, lambda: "Rolling back podinfo.test manual" in screen_text(app), "the rollback event")
+
+
+async def test_p_asks_first_then_promotes(make_app: MakeApp) -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ship(app, pilot)
+        await until(pilot, lambda: weight(app) >= 5, "the analysis to start", timeout=60)
+        await pilot.press("p")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+        assert "Promote podinfo.test now?" in screen_text(app)
+        await pilot.press("y")
+        await until(pilot, lambda: phase(app) == "Succeeded", "the promotion", timeout=60)
+        await until(pilot, lambda: "Promotion completed! Scaling down podinfo.test" in screen_text(app), "the event")
+        assert "promoted" in screen_text(app)
+
+
+async def test_readonly_hides_every_key_that_changes_anything(make_app: MakeApp) -> None:
+    app = make_app(readonly=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen), "the detail screen")
+        await until(pilot, lambda: "read-only" in screen_text(app), "the read-only header")
+        await until(pilot, lambda: "Export" in screen_text(app).splitlines()[-1], "the footer")
+        footer = screen_text(app).splitlines()[-1]
+        for label in ("Ship", "Fault", "Roll back", "Promote", "Pause", "Open gate"):
+            assert label not in footer
+        # pressing them does nothing
+        await pilot.press("b", "f", "r", "p", "space", "g")
+        assert isinstance(app.screen, DetailScreen)
+        # the help lists no mutating key either
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
+        help_text = screen_text(app)
+        assert "Filter" in help_text and "Ship" not in help_text and "Roll back" not in help_text
+        assert "Read-only" in help_text
+        # nor does the command palette
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Export" in titles and "Ship" not in titles and "Promote" not in titles
+
+
+async def test_ctrl_s_saves_a_markdown_report_and_an_svg(make_app: MakeApp, tmp_path: Path) -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ship(app, pilot)
+        await until(pilot, lambda: weight(app) >= 10, "two steps", timeout=60)
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: list(tmp_path.glob("*.md")) and list(tmp_path.glob("*.svg")), "the files")
+    report = next(tmp_path.glob("canarylab-podinfo.test-*.md")).read_text()
+    assert "## Timeline" in report and "New revision detected! Scaling up podinfo.test" in report
+    assert "| 95% | 5% |" in report
+    assert "### request-success-rate" in report and "| 99 | - | ok |" in report
+    assert next(tmp_path.glob("*.svg")).read_text().startswith("<svg")
+
+
+async def test_the_keymap_remaps_a_key_in_footer_help_and_action(make_app: MakeApp) -> None:
+    app = make_app(keymap={"canarylab.bump": "ctrl+b"})
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: phase(app) == "Initialized", "the canary")
+        await pilot.press("b")
+        assert not isinstance(app.screen, BumpImageScreen)
+        await pilot.press("ctrl+b")
+        await until(pilot, lambda: isinstance(app.screen, BumpImageScreen), "the bump modal on ctrl+b")
+        await pilot.press("escape")
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
+        assert "^b" in screen_text(app) or "ctrl+b" in screen_text(app)
