@@ -67,6 +67,11 @@ class Installer:
         self.state = LabState.load(name)
         self.work_dir = lab_dir(name)
         self._log_file: IO[str] | None = None
+        self._cancelled = False
+
+    def cancel(self) -> None:
+        """Stop before the next step (a running command is not killed: it finishes or times out)."""
+        self._cancelled = True
 
     @property
     def log_path(self) -> Path:
@@ -97,6 +102,9 @@ class Installer:
                           dry_run=self.dry_run)
         try:
             for step in self.steps:
+                if self._cancelled:
+                    raise LabFailed(f"canarylab up was stopped before {step.title!r}; run `canarylab up --name "
+                                    f"{self.name}` again: it resumes there.", step.key)
                 self._run_step(step, ctx)
         finally:
             if self._log_file is not None:

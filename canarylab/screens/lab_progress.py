@@ -72,6 +72,7 @@ class LabProgressApp(App[LabFailed | None]):
         self.auto_exit = auto_exit
         self.finished = False
         self.failure: LabFailed | None = None
+        self.installer_stopped = False
         self._started: dict[str, float] = {}
 
     def compose(self) -> ComposeResult:
@@ -96,7 +97,17 @@ class LabProgressApp(App[LabFailed | None]):
         self.installer.run()
 
     def _from_thread(self, event: Event) -> None:
-        self.call_from_thread(self.apply_event, event)
+        if self.installer_stopped:
+            return  # the app has closed: nobody to show it to (the log file still has it)
+        try:
+            self.call_from_thread(self.apply_event, event)
+        except RuntimeError:  # the app closed between the check and the call
+            self.installer_stopped = True
+
+    def on_unmount(self) -> None:
+        """Leaving early (ctrl+q): the installer stops before its next step."""
+        self.installer_stopped = True
+        self.installer.cancel()
 
     def apply_event(self, event: Event) -> None:
         """Show one installer event."""
@@ -138,8 +149,8 @@ class LabProgressApp(App[LabFailed | None]):
     def action_quit_when_finished(self) -> None:
         """Quit once the installer is done (a half-run step cannot be interrupted cleanly)."""
         if not self.finished:
-            self.notify("The lab is still being built; it resumes where it stopped if you interrupt it "
-                        "(ctrl+c in the terminal).", severity="warning")
+            self.notify("The lab is still being built. ctrl+q stops it after the current command; "
+                        "`canarylab up` then resumes where it stopped.", severity="warning")
             return
         self.exit(self.failure)
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import RichLog, Static
 
-from canarylab.lab.installer import Installer
+from canarylab.lab.installer import Installer, LabFailed
 from canarylab.lab.runner import Command, Result
+from canarylab.lab.state import LabState
 from canarylab.lab.versions import Versions
 from canarylab.screens.lab_progress import LabProgressApp, StepRow
 from tests.lab.conftest import fresh_lab_runner
@@ -74,3 +76,40 @@ async def test_a_failed_step_is_marked_and_q_returns_the_failure(versions: Versi
         await pilot.press("q")
     assert app.return_value is not None
     assert app.return_value.step == "linkerd-check"
+
+
+async def test_leaving_early_stops_the_installer_before_its_next_step(versions: Versions) -> None:
+    # given the installer is busy with its first command
+    runner = fresh_lab_runner()
+    installer = Installer("canarylab", "smi", runner, versions)
+    app = LabProgressApp(installer)
+    gate = asyncio.Event()
+    original = runner.run
+    loop = asyncio.get_running_loop()
+
+    def held_run(command: Command, **kwargs: Any) -> Result:
+        asyncio.run_coroutine_threadsafe(gate.wait(), loop).result(timeout=20)
+        return original(command, **kwargs)
+
+    runner.run = held_run  # type: ignore[method-assign]
+    async with app.run_test(size=(110, 40)) as pilot:
+        await pilot.pause()
+        # when the user leaves with ctrl+q, then the command returns
+        await pilot.press("ctrl+q")
+        gate.set()
+    # then preflight finishes but no later step starts: nothing is created
+    deadline = loop.time() + 10
+    while "preflight" not in LabState.load("canarylab").done:
+        assert loop.time() < deadline, "preflight never finished"
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.1)
+    assert not any(line.startswith("kind create") for line in runner.lines())
+    assert LabState.load("canarylab").done == ["preflight"]
+
+
+def test_a_cancelled_installer_stops_before_the_next_step(versions: Versions) -> None:
+    installer = Installer("canarylab", "smi", fresh_lab_runner(), versions)
+    installer.cancel()
+    with pytest.raises(LabFailed) as stopped:
+        installer.run()
+    assert "stopped before 'Preflight checks'" in str(stopped.value) and "resumes there" in str(stopped.value)
