@@ -9,19 +9,17 @@ from __future__ import annotations
 import argparse
 import copy
 import io
+import json
 import resource
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from canarylab.engine.clock import run_virtual  # noqa: E402
-from canarylab.engine.durations import parse_duration  # noqa: E402
-from canarylab.engine.kinds import Obj  # noqa: E402
-from canarylab.manifests import bootstrap_documents  # noqa: E402
-from canarylab.sim.cli import Simulation  # noqa: E402
-from canarylab.sim.scenario import Step  # noqa: E402
+from canarylab.engine.clock import run_virtual
+from canarylab.engine.durations import parse_duration
+from canarylab.engine.kinds import Obj
+from canarylab.manifests import bootstrap_documents
+from canarylab.sim.cli import Simulation
+from canarylab.sim.scenario import Step
 
 
 def lab(count: int) -> list[Obj]:
@@ -62,8 +60,6 @@ def main() -> int:
     code = run_virtual(run.main())
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     lines = out.getvalue().splitlines()
-    import json
-
     result = json.loads(lines[-1])
     phases: dict[str, int] = {}
     for c in result["canaries"]:

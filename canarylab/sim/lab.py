@@ -65,7 +65,9 @@ class SimLab:
         self.webhooks = SimWebhooks(self.traffic, self.clock)
         self.sim_metrics = SimMetrics(self.store, self.clock.now)
         self._metrics = _MetricsSwitch(self.sim_metrics)
-        self.engine = Engine(self.cluster, self._metrics, self.webhooks, self.clock, readonly=readonly)
+        # With --prometheus URL the engine names that server in its provider messages, not an in-cluster one.
+        extra = {"metrics_server": prometheus} if prometheus not in (None, "local") else {}
+        self.engine = Engine(self.cluster, self._metrics, self.webhooks, self.clock, readonly=readonly, **extra)
         self.metrics_server: MetricsServer | None = None
         self.started_at: float | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -91,6 +93,9 @@ class SimLab:
 
                 target = self.metrics_server.target if self.metrics_server else None
                 self._metrics.provider = await self._stack.enter_async_context(connect(self.prometheus, target))
+                address = getattr(self._metrics.provider, "address", None)
+                if isinstance(address, str):
+                    self.engine.metrics_server = address
             self.cluster.load(self.objects)
         except BaseException:
             await self.stop()

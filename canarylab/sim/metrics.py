@@ -81,31 +81,37 @@ class LinkerdMetrics:
 
     def record(self, namespace: str, pod: str, requests: float, how: Behaviour, at: float) -> None:
         """``requests`` answered by ``pod`` with behaviour ``how`` in the time slice ending at ``at``."""
-        if requests <= 0:
-            return
+        self.record_many([(namespace, pod, requests, how)], at)
+
+    def record_many(self, items: Iterable[tuple[str, str, float, Behaviour]], at: float) -> None:
+        """Several :meth:`record` calls for one time slice, under one lock (the traffic model's hot path)."""
         with self.lock:
-            series = self._pods.get((namespace, pod))
-            if series is None:
-                return  # traffic to a pod the proxy does not know (gone): lost, as in a real cluster
-            fail = requests * how.error_rate
-            ok = requests - fail
-            slot = series.counts.get(how.latency)
-            if slot is None:
-                series.counts[how.latency] = [ok, fail]
-            else:
-                slot[0] += ok
-                slot[1] += fail
-            history = self._history.get((namespace, series.deployment))
-            if history is None:
-                history = self._history[(namespace, series.deployment)] = deque()
-            if history and history[-1].at == at and history[-1].profile == how.latency:
-                history[-1].ok += ok
-                history[-1].fail += fail
-            else:
-                history.append(SliceEntry(at, how.latency, ok, fail))
-            limit = at - self.horizon
-            while history and history[0].at <= limit:
-                history.popleft()
+            for namespace, pod, requests, how in items:
+                if requests <= 0:
+                    continue
+                series = self._pods.get((namespace, pod))
+                if series is None:
+                    continue  # traffic to a pod the proxy does not know (gone): lost, as in a real cluster
+                fail = requests * how.error_rate
+                ok = requests - fail
+                slot = series.counts.get(how.latency)
+                if slot is None:
+                    series.counts[how.latency] = [ok, fail]
+                else:
+                    slot[0] += ok
+                    slot[1] += fail
+                key = (namespace, series.deployment)
+                history = self._history.get(key)
+                if history is None:
+                    history = self._history[key] = deque()
+                if history and history[-1].at == at and history[-1].profile == how.latency:
+                    history[-1].ok += ok
+                    history[-1].fail += fail
+                else:
+                    history.append(SliceEntry(at, how.latency, ok, fail))
+                    limit = at - self.horizon
+                    while history[0].at <= limit:
+                        history.popleft()
 
     # ---------------------------------------------------------------------------------- checks
 

@@ -17,6 +17,7 @@ from canarylab.sim.cluster import SimCluster, SimPod
 from canarylab.sim.metrics import LinkerdMetrics
 from canarylab.sim.workloads import (
     APP_PODINFO,
+    HEALTHY,
     Behaviour,
     HttpAnswer,
     app_of_image,
@@ -129,7 +130,8 @@ class Traffic:
 
     def behaviour_of(self, pod: SimPod, method: str = "GET", path: str = "/") -> Behaviour:
         """How ``pod`` answers ``method path`` now: its fault, and podinfo's own 5xx paths."""
-        how = behaviour(self.cluster.fault_of(pod))
+        fault = self.cluster.fault_of(pod)
+        how = HEALTHY if fault is None else behaviour(fault)
         if path != "/" and pod.images and app_of_image(pod.images[0]) == APP_PODINFO:
             answer = podinfo_answer(method, path, "", pod=pod.name, image=pod.images[0], failed=False)
             if answer.status >= 500:
@@ -199,19 +201,22 @@ class Traffic:
         self._last = now
         if dt <= 0:
             return
+        batch: list[tuple[str, str, float, Behaviour]] = []
         for (namespace, _), canary in self.cluster.canaries.items():
             spec = canary.get("spec") or {}
             apex = (spec.get("service") or {}).get("name") or (spec.get("targetRef") or {}).get("name")
             if apex:
-                self._flow(namespace, str(apex), self.background_rps * dt, "GET", "/", now)
+                self._flow(batch, namespace, str(apex), self.background_rps * dt, "GET", "/")
         for key, load in list(self.loads.items()):
             seconds = min(now, load.until) - start
             if seconds > 0:
-                self._flow(load.target.namespace, load.target.service, load.rps * seconds, load.method,
-                           load.target.path, now)
+                self._flow(batch, load.target.namespace, load.target.service, load.rps * seconds, load.method,
+                           load.target.path)
             if load.until <= now:
                 del self.loads[key]
+        self.metrics.record_many(batch, now)
 
-    def _flow(self, namespace: str, service: str, requests: float, method: str, path: str, now: float) -> None:
+    def _flow(self, batch: list[tuple[str, str, float, Behaviour]], namespace: str, service: str, requests: float,
+              method: str, path: str) -> None:
         for pod, share in self.endpoints(namespace, service):
-            self.metrics.record(namespace, pod.name, requests * share, self.behaviour_of(pod, method, path), now)
+            batch.append((namespace, pod.name, requests * share, self.behaviour_of(pod, method, path)))

@@ -337,3 +337,18 @@ def test_the_seed_run_takes_under_2_seconds_of_wall_time_process_start_included(
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1].endswith("Promotion completed! Scaling down podinfo.test")
     assert wall < 2.0, f"the seed run took {wall:.2f}s"
+
+
+def test_speed_runs_the_lab_that_many_times_real_time(simulate: Simulate) -> None:
+    started = time.perf_counter()
+    run = simulate("--speed", "1000")
+    wall = time.perf_counter() - started
+    assert run.code == 0
+    assert run.messages[-1] == "Promotion completed! Scaling down podinfo.test"
+    assert wall >= 0.42  # 7 minutes of lab time at 1000x real time
+
+
+def test_an_unreachable_prometheus_is_reported_on_the_canary(simulate: Simulate) -> None:
+    run = simulate("--prometheus", "http://127.0.0.1:1", "--speed", "200", "--timeout", "1m")
+    assert run.code == 3
+    assert "Error checking metric providers: prometheus not available at http://127.0.0.1:1" in run.messages
