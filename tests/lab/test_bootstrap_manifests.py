@@ -113,3 +113,13 @@ def test_every_bootstrap_file_is_covered_by_these_tests() -> None:
                "linkerd/prometheus-access.yaml"}
     present = {str(p.relative_to(BOOTSTRAP)) for p in BOOTSTRAP.rglob("*.yaml")}
     assert present == covered
+
+
+@pytest.mark.parametrize("variant", ["seed", "gatewayapi"])
+def test_the_engine_accepts_the_canaries_up_applies(variant: str) -> None:
+    from canarylab.engine.spec import parse_canary
+
+    canary = parse_canary(seed_canary() if variant == "seed" else gatewayapi_canary(seed_canary()))
+    if variant == "gatewayapi":
+        assert canary.spec.provider == "gatewayapi:v1beta1"
+        assert canary.spec.service.gateway_refs[0]["name"] == "podinfo"
