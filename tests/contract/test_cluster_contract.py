@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from canarylab.engine.kinds import CANARY, DEPLOYMENT, EVENT, HPA, HTTP_ROUTE, SERVICE, TRAFFIC_SPLIT, Obj
+from canarylab.engine.kinds import CANARY, DEPLOYMENT, EVENT, HPA, HTTP_ROUTE, NAMESPACE, SERVICE, TRAFFIC_SPLIT, Obj
 from canarylab.engine.ports import Cluster, Conflict, NotFound, WatchEvent
 
 pytestmark = pytest.mark.timeout(30)
@@ -367,3 +367,12 @@ async def test_a_watch_wakes_a_waiting_consumer_within_a_second(cluster: Cluster
         assert images == ["podinfo:3.1.0", "podinfo:3.1.1"]
     finally:
         task.cancel()
+
+
+async def test_cluster_scoped_objects_list_without_a_namespace(cluster: Cluster) -> None:
+    await cluster.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "test"}})
+    await cluster.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "linkerd-viz"}})
+    names = [n["metadata"]["name"] for n in await cluster.list(NAMESPACE)]
+    assert names == ["linkerd-viz", "test"]
+    got = await cluster.get(NAMESPACE, "", "test")
+    assert got is not None and "namespace" not in got["metadata"]

@@ -45,6 +45,7 @@ from canarylab.engine.kinds import ALL_KINDS, DEPLOYMENT, Kind
 GroupPlural = tuple[str, str]
 Key = tuple[GroupPlural, str, str]  # (group, plural), namespace ("" when cluster-scoped), name
 
+_NAMESPACE_PATH = re.compile(r"^/api/v1/namespaces(?:/([^/]+))?(?:/(status))?/?$")
 _WITH_STATUS = {"deployments", "services", "pods", "namespaces", "horizontalpodautoscalers", "canaries",
                 "httproutes"}
 
@@ -223,6 +224,24 @@ class ApiServer(kmock.KubernetesScaffold):
         return (w for w in self.writes if w.kind == kind.kind)
 
     # ---------------------------------------------------------------------------------- dispatching
+
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        # kmock's path parser reads the cluster-scoped resource "namespaces" as the namespace prefix of a
+        # namespaced path (`/api/v1/namespaces/test` = "namespace test, no resource"): parse those here.
+        match = _NAMESPACE_PATH.match(raw_request.path)
+        if match is None:
+            return await super().__call__(raw_request)
+        await raw_request.read()
+        try:
+            data = await raw_request.json()
+        except ValueError:
+            data = None
+        request = kmock.Request(id=len(self._requests), method=raw_request.method, url=raw_request.url,
+                                params=dict(raw_request.query), headers=dict(raw_request.headers), data=data,
+                                body=await raw_request.read(), resource=kmock.resource("", "v1", "namespaces"),
+                                name=match.group(1), subresource=match.group(2), raw_request=raw_request)
+        self._requests.append(request)
+        return await self._handle(request)
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         res = request.resource
