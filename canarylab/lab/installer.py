@@ -98,8 +98,7 @@ class Installer:
             self._reconcile_state()
             self.state.save()
             self._log(f"== canarylab up --name {self.name} --router {self.router}")
-        ctx = StepContext(self.name, self.router, self.runner, self.versions, self.work_dir, log=self._log,
-                          dry_run=self.dry_run)
+        ctx = StepContext(self.name, self.router, self.runner, self.versions, self.work_dir, log=self._log)
         try:
             for step in self.steps:
                 if self._cancelled:
@@ -112,7 +111,7 @@ class Installer:
                 self._log_file = None
 
     def _run_step(self, step: Step, ctx: StepContext) -> None:
-        if not self.dry_run and step.key in self.state.done and not step.always and step.key != "cluster":
+        if not self.dry_run and step.key in self.state.done and not (step.always or step.always_check):
             self.on_event(StepEvent(step.key, step.title, "skipped", note="done earlier"))
             return
         self.on_event(StepEvent(step.key, step.title, "running"))

@@ -43,7 +43,6 @@ class StepContext:
     versions: Versions
     work_dir: Path
     log: LineSink = lambda line: None
-    dry_run: bool = False
 
     @property
     def context(self) -> str:
@@ -89,6 +88,8 @@ class Step:
     routers: tuple[str, ...] = ROUTERS
     always: bool = False
     """Run even when a previous ``up`` finished it (preflight)."""
+    always_check: bool = False
+    """Check even when a previous ``up`` finished it (the cluster: it may have been deleted by hand)."""
     in_dry_run: bool = True
     """Part of the ``--dry-run`` plan (preflight is not: it only reads)."""
 
@@ -236,7 +237,7 @@ def _canary(ctx: StepContext) -> None:
 STEPS: tuple[Step, ...] = (
     Step("preflight", "Preflight checks", _preflight, always=True, in_dry_run=False,
          hint="fix the × lines of the report (`canarylab doctor` shows it again)"),
-    Step("cluster", "kind cluster", _cluster, check=_cluster_exists,
+    Step("cluster", "kind cluster", _cluster, check=_cluster_exists, always_check=True,
          hint="is Docker running with enough memory? `kind create cluster` output above says why"),
     Step("gateway-api", "Gateway API CRDs", _gateway_api,
          check=lambda c: c.succeeds(c.kubectl("get", "crd", "httproutes.gateway.networking.k8s.io")),
