@@ -11,7 +11,7 @@ the API server (and only to it: credentials are never sent to any other host). `
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Collection, Generator
+from collections.abc import Awaitable, Callable, Collection
 
 import httpx
 
@@ -63,19 +63,21 @@ class ServiceProxy:
         return f"{self.server}/api/v1/namespaces/{namespace}/services/{prefix}{service}:{port}/proxy{path}"
 
 
-class _ServerAuth(httpx.Auth):
-    """Adds the bearer token to requests for the API server only."""
+def _token_hook(server: str, token: str | None) -> Callable[[httpx.Request], Awaitable[None]]:
+    """A request hook adding the bearer token to requests for the API server only.
 
-    def __init__(self, server: str, token: str | None) -> None:
-        self.origin = httpx.URL(server)
-        self.token = token
+    A hook rather than ``httpx.Auth``: callers such as the Prometheus client pass ``auth=None`` per request,
+    which switches a client's own ``auth`` off. The token replaces any ``Authorization`` the caller set (a
+    MetricTemplate's bearer token): the API server must see its own credentials, and does not forward them.
+    """
+    origin = httpx.URL(server)
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        same = (request.url.scheme, request.url.host, request.url.port) == \
-            (self.origin.scheme, self.origin.host, self.origin.port)
-        if self.token and same:
-            request.headers["Authorization"] = f"Bearer {self.token}"
-        yield request
+    async def add_token(request: httpx.Request) -> None:
+        same = (request.url.scheme, request.url.host, request.url.port) == (origin.scheme, origin.host, origin.port)
+        if token and same:
+            request.headers["Authorization"] = f"Bearer {token}"
+
+    return add_token
 
 
 async def api_client(api: object, *, timeout: float = 30.0) -> httpx.AsyncClient:
@@ -90,5 +92,5 @@ async def api_client(api: object, *, timeout: float = 30.0) -> httpx.AsyncClient
         origin = httpx.URL(server)
         key = f"https://{origin.host}" + (f":{origin.port}" if origin.port else "")
         mounts[key] = httpx.AsyncHTTPTransport(verify=await auth.ssl_context())
-    return httpx.AsyncClient(auth=_ServerAuth(server, auth.token), mounts=mounts, timeout=timeout,
-                             follow_redirects=False)
+    return httpx.AsyncClient(event_hooks={"request": [_token_hook(server, auth.token)]}, mounts=mounts,
+                             timeout=timeout, follow_redirects=False)
