@@ -39,30 +39,30 @@ def lab_objects(files: Sequence[str] = ()) -> list[Obj]:
 
     When any file holds a Canary, the seed's Canary is left out.
     """
-    given: list[Obj] = []
+    given: list[tuple[Obj, str]] = []
     for path in files:
         docs = load_documents(read_file(path), path)
         for index, doc in enumerate(docs, 1):
-            check_object(doc, f"{path}: document {index}")
-        given.extend(docs)
-    seed = seed_lab()
-    if any(d.get("kind") == "Canary" for d in given):
-        seed = [d for d in seed if d.get("kind") != "Canary"]
-    objects: dict[tuple[str, str, str], Obj] = {}
-    for obj in [*seed, *given]:
-        objects[_key(obj)] = obj
-    ordered = sorted(objects.values(), key=lambda o: 0 if o.get("kind") == "Namespace" else 1)
-    namespaces = {"default"} | {o["metadata"]["name"] for o in ordered if o.get("kind") == "Namespace"}
-    for obj in ordered:
+            where = f"{path}: document {index}"
+            check_object(doc, where)
+            given.append((doc, where))
+    seed = [(doc, "the seed lab") for doc in seed_lab()]
+    if any(d.get("kind") == "Canary" for d, _ in given):
+        seed = [(d, w) for d, w in seed if d.get("kind") != "Canary"]
+    objects: dict[tuple[str, str, str], tuple[Obj, str]] = {}
+    for obj, where in [*seed, *given]:
+        objects[_key(obj)] = (obj, where)
+    ordered = sorted(objects.values(), key=lambda o: 0 if o[0].get("kind") == "Namespace" else 1)
+    namespaces = {"default"} | {o["metadata"]["name"] for o, _ in ordered if o.get("kind") == "Namespace"}
+    for obj, where in ordered:
         ns = _namespace(obj)
         if obj.get("kind") not in CLUSTER_SCOPED and ns not in namespaces:
-            where = next((f"{p}" for p in files if _mentions(p, obj)), "the lab")
             raise UserError(
-                f'{where}: {obj["kind"]} {obj["metadata"]["name"]} is in namespace "{ns}", which does not exist '
-                f"in the lab (it has {', '.join(sorted(namespaces))}): add a Namespace document for it or use one "
-                "of those."
+                f'{where} ({obj["kind"]} {obj["metadata"]["name"]}): metadata.namespace "{ns}" does not exist in '
+                f"the lab (it has {', '.join(sorted(namespaces))}): add a Namespace document for it or use one of "
+                "those."
             )
-    return ordered
+    return [obj for obj, _ in ordered]
 
 
 def check_object(doc: Obj, where: str) -> None:
@@ -140,10 +140,3 @@ def _namespace(obj: Obj) -> str:
     if obj.get("kind") in CLUSTER_SCOPED:
         return ""
     return str(obj.get("metadata", {}).get("namespace") or "default")
-
-
-def _mentions(path: str, obj: Obj) -> bool:
-    try:
-        return str(obj["metadata"]["name"]) in Path(path).read_text()
-    except OSError:
-        return False

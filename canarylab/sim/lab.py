@@ -66,8 +66,11 @@ class SimLab:
         self.sim_metrics = SimMetrics(self.store, self.clock.now)
         self._metrics = _MetricsSwitch(self.sim_metrics)
         # With --prometheus URL the engine names that server in its provider messages, not an in-cluster one.
-        extra = {"metrics_server": prometheus} if prometheus not in (None, "local") else {}
-        self.engine = Engine(self.cluster, self._metrics, self.webhooks, self.clock, readonly=readonly, **extra)
+        # The simulated lab has no other Flagger to follow: its engine always acts. ``readonly`` is for the UI
+        # (it hides every key that changes anything), and the user actions below refuse to run.
+        self.engine = Engine(self.cluster, self._metrics, self.webhooks, self.clock)
+        if prometheus is not None and prometheus != "local":
+            self.engine.metrics_server = prometheus
         self.metrics_server: MetricsServer | None = None
         self.started_at: float | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -150,6 +153,7 @@ class SimLab:
 
     async def set_image(self, namespace: str, deployment: str, container: str, image: str) -> None:
         """``kubectl set image deployment/<deployment> <container>=<image>``."""
+        self._writable()
         obj = self.cluster.get_now(DEPLOYMENT, namespace, deployment)
         if obj is None:
             raise NotFound(f'deployments "{deployment}" not found in namespace "{namespace}"')
@@ -167,6 +171,7 @@ class SimLab:
     async def set_fault(self, namespace: str, deployment: str, error_rate: float, latency_ms: float,
                         never_ready: bool = False) -> None:
         """Make the Deployment's pods answer ``error_rate`` of requests with 500 and add ``latency_ms``."""
+        self._writable()
         if not 0 <= error_rate <= 1:
             raise ValueError(f"error_rate must be between 0 and 1 (got {error_rate})")
         if latency_ms < 0:
@@ -175,4 +180,9 @@ class SimLab:
 
     async def clear_fault(self, namespace: str, deployment: str) -> None:
         """Remove an injected fault."""
+        self._writable()
         self.cluster.clear_fault(namespace, deployment)
+
+    def _writable(self) -> None:
+        if self.readonly:
+            raise UserError("the lab is read-only (--readonly): it changes nothing")

@@ -352,3 +352,27 @@ def test_an_unreachable_prometheus_is_reported_on_the_canary(simulate: Simulate)
     run = simulate("--prometheus", "http://127.0.0.1:1", "--speed", "200", "--timeout", "1m")
     assert run.code == 3
     assert "Error checking metric providers: prometheus not available at http://127.0.0.1:1" in run.messages
+
+
+def test_an_object_in_a_missing_namespace_exits_2(simulate: Simulate, write: Write) -> None:
+    path = write("prod.yaml", """
+        apiVersion: v1
+        kind: Service
+        metadata: {name: web, namespace: prod}
+        spec: {ports: [{port: 80}], selector: {app: web}}
+    """)
+    run = simulate("-f", path)
+    assert run.code == 2
+    assert f'{path}: document 1 (Service web): metadata.namespace "prod" does not exist' in run.err
+
+
+def test_a_gateway_api_canary_runs_on_an_httproute(simulate: Simulate, write: Write) -> None:
+    seed = bootstrap_file("workloads", "podinfo-canary.yaml").read_text()
+    routed = seed.replace("  analysis:\n", "  provider: gatewayapi:v1beta1\n  analysis:\n")
+    canary = write("gateway.yaml", routed.replace(
+        "    port: 9898\n",
+        "    port: 9898\n"
+        "    gatewayRefs: [{name: podinfo, namespace: test, group: core, kind: Service, port: 9898}]\n", 1))
+    run = simulate("-f", canary)
+    assert run.code == 0, run.err
+    assert run.weights() == list(range(5, 55, 5))
