@@ -437,9 +437,14 @@ class KubeCluster:
                 self._set_reachable(False, describe(err))
                 await asyncio.sleep(backoff.next())
             except ClusterError as err:  # e.g. 403 or a missing CRD: say so once, keep trying slowly
-                if str(err) != last_error:
-                    self.log(f"{err} (retrying)")
-                    last_error = str(err)
+                message = str(err)
+                if isinstance(err, NotFound):
+                    message = (f"the API server of context {self.context!r} does not serve {kind.plural}."
+                               f"{kind.group or 'core'}/{kind.version}: is its CRD installed? (`canarylab up` "
+                               "installs Flagger's and the router's CRDs)")
+                if message != last_error:
+                    self.log(f"{message} (retrying)")
+                    last_error = message
                 await asyncio.sleep(backoff.next())
 
     def _diff(self, known: dict[tuple[str, str], Obj], items: ObjList) -> EventList:

@@ -210,3 +210,22 @@ async def test_requests_and_watches_ride_out_an_api_server_restart(tmp_path: Pat
     assert sum("cannot reach" in n for n in notices) == 1  # said once per outage, not per retry
 
 
+
+
+async def test_a_watch_of_a_kind_the_server_lacks_says_which_crd_once(apiserver: ApiServer, kube: KubeCluster,
+                                                                      write_log: list[str]) -> None:
+    # Given a cluster without Flagger's CRDs (every canaries request answers 404)
+    apiserver.faults.append(lambda r: 404 if r.resource is not None and r.resource.plural == "canaries" else None)
+    events = kube.watch(CANARY, "test")
+    pending = asyncio.ensure_future(anext(events))
+    await asyncio.sleep(0.6)  # several retries
+    # then the engine keeps waiting and said once which CRD is missing
+    assert not pending.done()
+    missing = [line for line in write_log if "does not serve canaries.flagger.app/v1beta1" in line]
+    assert len(missing) == 1 and "is its CRD installed?" in missing[0]
+    # and when the CRD appears, the watch starts
+    apiserver.faults.clear()
+    await kube.create(canary())
+    event = await asyncio.wait_for(pending, 3)
+    assert (event.type, event.object["metadata"]["name"]) == ("ADDED", "podinfo")
+    await events.aclose()
