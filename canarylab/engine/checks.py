@@ -8,6 +8,7 @@ Flagger's Warning wording and ends the tick's analysis.
 from __future__ import annotations
 
 import base64
+import functools
 import re
 
 from canarylab.engine.context import TickContext
@@ -84,12 +85,17 @@ def go_number(value: float) -> str:
     return repr(value)
 
 
+@functools.lru_cache(maxsize=4096)
+def _builtin_text(metric: str, namespace: str, target: str, interval: str) -> str:
+    text = SUCCESS_RATE_QUERY if metric == "request-success-rate" else DURATION_QUERY
+    return render(text, {"namespace": namespace, "target": target, "interval": interval}, {})
+
+
 def builtin_query(ctx: TickContext, metric: CanaryMetric) -> MetricQuery:
     """The rendered Linkerd query for ``request-success-rate`` or ``request-duration``."""
     c = ctx.canary
     interval = metric.interval or "1m"
-    text = SUCCESS_RATE_QUERY if metric.name == "request-success-rate" else DURATION_QUERY
-    query = render(text, {"namespace": c.namespace, "target": c.target, "interval": interval}, {})
+    query = _builtin_text(metric.name, c.namespace, c.target, interval)
     return MetricQuery(metric=metric.name, query=query, namespace=c.namespace, target=c.target, interval=interval,
                        interval_seconds=parse_duration(interval), builtin=metric.name,
                        address=c.spec.metrics_server or ctx.metrics_server)  # fmt: skip

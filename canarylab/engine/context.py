@@ -9,13 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from canarylab.engine.events import EngineEvent, EngineNotice, KubeEvent
-from canarylab.engine.kinds import Obj
-from canarylab.engine.ports import Clock, Cluster, Metrics, WebhookCall, Webhooks
+from canarylab.engine.kinds import Kind, Obj
+from canarylab.engine.ports import Clock, Cluster, Metrics, WatchEvent, WebhookCall, Webhooks
 from canarylab.engine.spec import Canary
 
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' SafeEncodeString alphabet, as Flagger's hashes look
@@ -32,9 +32,22 @@ def stable_hash(value: Any, length: int = 10) -> str:
     return "".join(out)
 
 
+_HASHES: dict[tuple[str, str], str] = {}
+
+
 def template_hash(deployment: Obj) -> str:
     """The pod-template hash Flagger keeps in ``lastAppliedSpec`` / ``lastPromotedSpec``."""
-    return stable_hash((deployment.get("spec") or {}).get("template") or {})
+    meta = deployment.get("metadata") or {}
+    # An object version never changes, so its hash is remembered by (uid, resourceVersion).
+    key = (str(meta.get("uid", "")), str(meta.get("resourceVersion", "")))
+    if key[1] and key in _HASHES:
+        return _HASHES[key]
+    value = stable_hash((deployment.get("spec") or {}).get("template") or {})
+    if key[1]:
+        if len(_HASHES) > 50_000:
+            _HASHES.clear()
+        _HASHES[key] = value
+    return value
 
 
 @dataclass
@@ -114,14 +127,81 @@ def webhook_payload(ctx: TickContext, phase: str, metadata: dict[str, str] | Non
         "name": ctx.canary.name,
         "namespace": ctx.canary.namespace,
         "phase": phase,
-        "checksum": stable_hash({"trackedConfigs": status.get("trackedConfigs") or {},
-                                 "lastAppliedSpec": status.get("lastAppliedSpec", "")}),
-    }  # fmt: skip
+        "checksum": _checksum(status.get("trackedConfigs") or {}, str(status.get("lastAppliedSpec", ""))),
+    }
     if metadata:
         payload["metadata"] = dict(metadata)
     return payload
 
 
+_CHECKSUMS: dict[str, str] = {}
+
+
+def _checksum(tracked: dict[str, Any], applied: str) -> str:
+    """Flagger's per-revision checksum of ``{trackedConfigs, lastAppliedSpec}`` (memoized: it is per revision)."""
+    if tracked:
+        return stable_hash({"trackedConfigs": tracked, "lastAppliedSpec": applied})
+    if applied not in _CHECKSUMS:
+        if len(_CHECKSUMS) > 50_000:
+            _CHECKSUMS.clear()
+        _CHECKSUMS[applied] = stable_hash({"trackedConfigs": {}, "lastAppliedSpec": applied})
+    return _CHECKSUMS[applied]
+
+
 def rfc3339_now(clock: Clock) -> str:
     """The clock's now as a Kubernetes timestamp."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock.now()))
+
+
+class TickCluster:
+    """The Cluster port for one tick: reads are remembered until that object is written.
+
+    Flagger's tick reads the same objects several times (the primary for creation and readiness, the
+    routing object for reconcile and weights); within one tick nothing else changes them in between, so
+    the second read is served from memory. Callers must not mutate what ``get`` returns unless they write
+    it back (which forgets it).
+    """
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.inner = cluster
+        self._cache: dict[tuple[str, str, str], Obj | None] = {}
+
+    async def get(self, kind: Kind, namespace: str, name: str) -> Obj | None:
+        key = (kind.kind, namespace, name)
+        if key not in self._cache:
+            self._cache[key] = await self.inner.get(kind, namespace, name)
+        return self._cache[key]
+
+    def _forget(self, kind: str, namespace: str, name: str) -> None:
+        self._cache.pop((kind, namespace, name), None)
+
+    async def list(self, kind: Kind, namespace: str | None = None,
+                   labels: Mapping[str, str] | None = None) -> list[Obj]:
+        return await self.inner.list(kind, namespace, labels)
+
+    async def create(self, obj: Obj) -> Obj:
+        out = await self.inner.create(obj)
+        self._cache[(out["kind"], out["metadata"].get("namespace", ""), out["metadata"]["name"])] = out
+        return out
+
+    async def replace(self, obj: Obj) -> Obj:
+        self._forget(obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        return await self.inner.replace(obj)
+
+    async def patch(self, kind: Kind, namespace: str, name: str, patch: Obj) -> Obj:
+        self._forget(kind.kind, namespace, name)
+        return await self.inner.patch(kind, namespace, name, patch)
+
+    async def patch_status(self, kind: Kind, namespace: str, name: str, status: Obj) -> Obj:
+        self._forget(kind.kind, namespace, name)
+        return await self.inner.patch_status(kind, namespace, name, status)
+
+    async def delete(self, kind: Kind, namespace: str, name: str) -> None:
+        self._forget(kind.kind, namespace, name)
+        await self.inner.delete(kind, namespace, name)
+
+    async def record_event(self, involved: Obj, type: str, reason: str, message: str) -> None:
+        await self.inner.record_event(involved, type, reason, message)
+
+    def watch(self, kind: Kind, namespace: str | None = None) -> AsyncIterator[WatchEvent]:
+        return self.inner.watch(kind, namespace)

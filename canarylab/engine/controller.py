@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import marshal
+import time
 from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 from canarylab.engine import routing
 from canarylab.engine.clock import sleep_or_wake
 from canarylab.engine.commands import Abort, Command, OpenGate, Pause, Promote, Resume
-from canarylab.engine.context import RunNotes, TickContext, template_hash
+from canarylab.engine.context import RunNotes, TickCluster, TickContext, template_hash
 from canarylab.engine.events import (
     CanaryProblem,
     CanaryRemoved,
@@ -85,6 +87,8 @@ class _Slot:
     task: asyncio.Task[None] | None = None
     target_hash: str | None = None
     generation: int | None = None
+    parsed_key: bytes | None = None
+    parsed: Canary | None = None
 
     @property
     def key(self) -> str:
@@ -115,8 +119,12 @@ class Engine:
         self.metrics_server = metrics_server
         self._sinks: list[EventSink] = []
         self._slots: dict[tuple[str, str], _Slot] = {}
+        self._target_index: dict[tuple[str, str], list[_Slot]] | None = None
+        self._target_index_size = -1
         self.ticks = 0
         """How many ticks ran (benchmarks)."""
+        self.tick_cpu = 0.0
+        """CPU seconds spent inside ticks (exact with in-memory ports, which never wait)."""
 
     # ------------------------------------------------------------------------------------- public
 
@@ -225,7 +233,7 @@ class Engine:
             if slot.paused:
                 return
             try:
-                canary = parse_canary(obj)
+                canary = self._parse(slot, obj)
             except SpecError as err:
                 await self._problem(slot, str(err))
                 return
@@ -233,16 +241,33 @@ class Engine:
                 slot.problem = None
                 self._notice(slot, "the Canary spec is valid again")
             slot.canary = canary
-            ctx = TickContext(cluster=self.cluster, metrics=self.metrics, webhooks=self.webhooks, clock=self.clock,
-                              emit=self.emit, canary=canary, obj=obj, notes=slot.notes,
+            ctx = TickContext(cluster=TickCluster(self.cluster), metrics=self.metrics, webhooks=self.webhooks,
+                              clock=self.clock, emit=self.emit, canary=canary, obj=obj, notes=slot.notes,
                               metrics_server=self.metrics_server)  # fmt: skip
             self.ticks += 1
+            started = time.process_time()
             try:
                 await advance_canary(ctx)
             except (ClusterError, ValueError, KeyError, TypeError) as err:
                 # A bad object in the cluster or an API failure: say so, keep the task alive.
                 self._notice(slot, f"tick failed: {type(err).__name__}: {err}", "error")
+            finally:
+                self.tick_cpu += time.process_time() - started
             slot.obj = {**obj, "status": dict(canary.status)}
+
+    @staticmethod
+    def _parse(slot: _Slot, obj: Obj) -> Canary:
+        """The parsed Canary; validation runs again only when the spec changed (most ticks reuse it)."""
+        meta = obj.get("metadata") or {}
+        try:
+            key: bytes | None = marshal.dumps((meta.get("name"), meta.get("namespace"), obj.get("spec")))
+        except ValueError:
+            key = None
+        if key is not None and key == slot.parsed_key and slot.parsed is not None:
+            return slot.parsed.model_copy(update={"status": dict(obj.get("status") or {})})
+        canary = parse_canary(obj)
+        slot.parsed_key, slot.parsed = key, canary
+        return canary.model_copy(update={"status": dict(obj.get("status") or {})})
 
     async def _problem(self, slot: _Slot, message: str) -> None:
         slot.canary = None
@@ -323,6 +348,8 @@ class Engine:
             generation = meta.get("generation")
             if slot.generation is not None and generation != slot.generation:
                 slot.wake.set()  # the spec changed: re-read it now
+                slot.obj = ev.object
+                self._target_index = None  # its targetRef may have changed
             slot.generation = generation
             self._start(slot)
 
@@ -333,13 +360,20 @@ class Engine:
             if ev.type == "DELETED" or name.endswith("-primary"):
                 continue
             new_hash = template_hash(ev.object)
-            for slot in self._slots.values():
-                target = ((slot.obj.get("spec") or {}).get("targetRef") or {}).get("name")
-                if slot.namespace != ns or target != name:
-                    continue
+            for slot in self._targeting(ns, name):
                 if slot.target_hash is not None and slot.target_hash != new_hash:
                     slot.wake.set()  # a new revision: see it now, not at the next interval
                 slot.target_hash = new_hash
+
+    def _targeting(self, namespace: str, target: str) -> list[_Slot]:
+        """The canaries in ``namespace`` whose targetRef names ``target``."""
+        index: dict[tuple[str, str], list[_Slot]] = {}
+        if self._target_index_size != len(self._slots) or self._target_index is None:
+            for slot in self._slots.values():
+                name = ((slot.obj.get("spec") or {}).get("targetRef") or {}).get("name")
+                index.setdefault((slot.namespace, str(name)), []).append(slot)
+            self._target_index, self._target_index_size = index, len(self._slots)
+        return self._target_index.get((namespace, target), [])
 
     # ------------------------------------------------------------------------------------- commands
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import marshal
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -50,11 +51,21 @@ __all__ = [
 
 
 def copy_json(value: Any) -> Any:
-    """A deep copy of plain JSON data (dicts, lists, scalars); several times faster than ``copy.deepcopy``."""
+    """A deep copy of plain JSON data (dicts, lists, scalars); many times faster than ``copy.deepcopy``."""
+    try:
+        # marshal round-trips exactly the builtin JSON types, in C; anything else falls back below
+        return marshal.loads(marshal.dumps(value))
+    except ValueError:
+        return _copy_slow(value)
+
+
+def _copy_slow(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: copy_json(v) for k, v in value.items()}
+        return {k: _copy_slow(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [copy_json(v) for v in value]
+        return [_copy_slow(v) for v in value]
+    if isinstance(value, tuple):
+        return [_copy_slow(v) for v in value]
     return value
 
 
@@ -137,11 +148,15 @@ class MemoryCluster:
         self.clock: Clock = clock if clock is not None else _SystemClock()
         self.instant_ready = instant_ready
         self._objects: dict[Key, Obj] = {}
+        self._frozen: dict[Key, bytes] = {}  # marshal'd copies of unchanged objects, for cheap reads
         self._rv = itertools.count(1)
+        self._uids = itertools.count(1)
+        self._uid_base = uuid.uuid4().int & ~((1 << 64) - 1)  # random high bits, a counter below
         self._watchers: list[tuple[str, str | None, asyncio.Queue[WatchEvent]]] = []
         self._listeners: list[Listener] = []
         self._pending: list[WatchEvent] = []
         self._dispatching = False
+        self._event_index: dict[tuple[str, ...], str] = {}  # aggregation key -> Event name
         self.writes = 0
         """How many writes the cluster accepted (a cheap measure for benchmarks and tests)."""
 
@@ -149,18 +164,20 @@ class MemoryCluster:
 
     def get_now(self, kind: Kind, namespace: str, name: str) -> Obj | None:
         """Synchronous :meth:`get`."""
-        obj = self._objects.get(self._key(kind, namespace, name))
-        return copy_json(obj) if obj is not None else None
+        key = self._key(kind, namespace, name)
+        obj = self._objects.get(key)
+        return self._thaw(key, obj) if obj is not None else None
 
     def list_now(
         self, kind: Kind, namespace: str | None = None, labels: Mapping[str, str] | None = None
     ) -> list[Obj]:
         """Synchronous :meth:`list`, sorted by namespace and name."""
         out = []
-        for (k, ns, _), obj in sorted(self._objects.items()):
+        for key, obj in sorted(self._objects.items()):
+            k, ns, _ = key
             if k == kind.kind and (namespace is None or not kind.namespaced or ns == namespace) \
                     and _labels_match(obj, labels):
-                out.append(copy_json(obj))
+                out.append(self._thaw(key, obj))
         return out
 
     async def get(self, kind: Kind, namespace: str, name: str) -> Obj | None:
@@ -191,7 +208,7 @@ class MemoryCluster:
         key = self._key(kind, meta.get("namespace", ""), name)
         if key in self._objects:
             raise Conflict(f'{kind.plural} "{name}" already exists')
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = str(uuid.UUID(int=self._uid_base + next(self._uids)))  # unique, cheaper than uuid4
         meta["creationTimestamp"] = rfc3339(self.clock.now())
         meta["generation"] = 1
         meta.pop("resourceVersion", None)
@@ -222,7 +239,10 @@ class MemoryCluster:
         if rv and rv != old["metadata"]["resourceVersion"]:
             raise Conflict(self._stale(kind, name))
         body = {k: v for k, v in patch.items() if k != "status"}
-        new = merge_patch(copy_json(old), body)
+        # merge_patch builds new dicts along the patched paths and shares the rest with the old version,
+        # which leaves the store here: nothing else holds it, so sharing is safe and saves a deep copy.
+        new = merge_patch(old, copy_json(body))
+        new["metadata"] = dict(new.get("metadata") or {})
         self._keep_system_fields(old, new)
         return self._store(key, new, "MODIFIED")
 
@@ -230,8 +250,9 @@ class MemoryCluster:
         """Synchronous :meth:`patch_status`."""
         key = self._key(kind, namespace, name)
         old = self._require(key, kind)
-        new = copy_json(old)
-        new["status"] = merge_patch(new.get("status") or {}, status)
+        new = dict(old)  # shares spec/metadata subtrees with the version it replaces (see patch_now)
+        new["metadata"] = dict(old["metadata"])
+        new["status"] = merge_patch(old.get("status") or {}, copy_json(status))
         return self._store(key, new, "MODIFIED", status_only=True)
 
     def delete_now(self, kind: Kind, namespace: str, name: str) -> None:
@@ -239,6 +260,7 @@ class MemoryCluster:
         key = self._key(kind, namespace, name)
         old = self._require(key, kind)
         del self._objects[key]
+        self._frozen.pop(key, None)
         old["metadata"]["resourceVersion"] = str(next(self._rv))
         self.writes += 1
         self._emit("DELETED", old)
@@ -280,20 +302,19 @@ class MemoryCluster:
         stamp = rfc3339(self.clock.now())
         # Kubernetes' recorder aggregates identical events (same object, type, reason, message) into one
         # with a count, which is what `kubectl describe` shows as "x10 over 6m".
-        for (k, ns, _), existing in self._objects.items():
-            if k != EVENT.kind or ns != namespace:
-                continue
-            inv = existing.get("involvedObject", {})
-            if (inv.get("kind"), inv.get("name"), inv.get("uid")) == (ref["kind"], ref["name"], ref["uid"]) \
-                    and existing.get("type") == type and existing.get("reason") == reason \
-                    and existing.get("message") == message:
-                return self.patch_now(EVENT, namespace, existing["metadata"]["name"], {
+        agg = (namespace, ref["kind"], ref["name"], ref["uid"], type, reason, message)
+        existing_name = self._event_index.get(agg)
+        if existing_name is not None:
+            existing = self._objects.get(self._key(EVENT, namespace, existing_name))
+            if existing is not None:
+                return self.patch_now(EVENT, namespace, existing_name, {
                     "count": int(existing.get("count", 1)) + 1, "lastTimestamp": stamp,
                 })  # fmt: skip
-        event = {
+        event_name = f"{ref['name']}.{next(self._uids):016x}"  # unique in the cluster, as kubectl names look
+        event: Obj = {
             "apiVersion": EVENT.api_version,
             "kind": EVENT.kind,
-            "metadata": {"name": f"{ref['name']}.{uuid.uuid4().hex[:16]}", "namespace": namespace},
+            "metadata": {"name": event_name, "namespace": namespace},
             "involvedObject": ref,
             "reason": reason,
             "message": message,
@@ -304,6 +325,7 @@ class MemoryCluster:
             "lastTimestamp": stamp,
             "reportingComponent": "flagger",
         }
+        self._event_index[agg] = event_name
         return self.create_now(event)
 
     async def record_event(self, involved: Obj, type: str, reason: str, message: str) -> None:
@@ -388,18 +410,35 @@ class MemoryCluster:
             obj["status"] = deployment_ready_status(obj)
         obj["metadata"]["resourceVersion"] = str(next(self._rv))
         self._objects[key] = obj
+        self._frozen.pop(key, None)
         self.writes += 1
-        self._emit(type, obj)
-        return copy_json(obj)
+        self._emit(type, obj, key)
+        return self._thaw(key, obj)
 
-    def _emit(self, type: WatchType, obj: Obj) -> None:
+    def _thaw(self, key: Key, obj: Obj) -> Obj:
+        """A private copy of a stored object; the serialized form is kept until the object changes, so
+        repeated reads of an unchanged object cost one ``marshal.loads``."""
+        frozen = self._frozen.get(key)
+        if frozen is None:
+            try:
+                frozen = marshal.dumps(obj)
+            except ValueError:
+                return _copy_slow(obj)
+            self._frozen[key] = frozen
+        return marshal.loads(frozen)
+
+    def _emit(self, type: WatchType, obj: Obj, key: Key | None = None) -> None:
         kind, ns = obj["kind"], obj["metadata"].get("namespace")
+
+        def copy() -> Obj:
+            return self._thaw(key, obj) if key is not None else copy_json(obj)
+
         for wkind, wns, queue in self._watchers:
             if wkind == kind and (wns is None or wns == ns):
-                queue.put_nowait(WatchEvent(type, copy_json(obj)))
+                queue.put_nowait(WatchEvent(type, copy()))
         if not self._listeners:
             return
-        self._pending.append(WatchEvent(type, copy_json(obj)))
+        self._pending.append(WatchEvent(type, copy()))
         if self._dispatching:
             return  # a listener wrote: the outer loop delivers this change after the current one
         self._dispatching = True

@@ -118,8 +118,7 @@ async def advance_canary(ctx: TickContext) -> None:
         await routing.set_routes(ctx, 100, 0)
         await status.sync_status(ctx, "Progressing", spec_hash)
         return
-    # 17. the canary must be ready
-    target = await ctx.cluster.get(DEPLOYMENT, c.namespace, c.target) or target
+    # 17. the canary must be ready (``target`` was read at step 2 of this tick)
     ready = await targets.canary_readiness(ctx, target)
     if not ready.ready:
         await ctx.warn(ready.error)
