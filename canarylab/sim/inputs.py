@@ -62,7 +62,28 @@ def lab_objects(files: Sequence[str] = ()) -> list[Obj]:
                 f"the lab (it has {', '.join(sorted(namespaces))}): add a Namespace document for it or use one of "
                 "those."
             )
+    present = {_key(obj) for obj, _ in ordered}
+    for obj, where in ordered:
+        if obj.get("kind") == "Canary":
+            _check_refs(obj, where, present)
     return [obj for obj, _ in ordered]
+
+
+def _check_refs(canary: Obj, where: str, present: set[tuple[str, str, str]]) -> None:
+    """A Canary's target and autoscaler must be in the lab, or the run could never start."""
+    ns = _namespace(canary)
+    label = f"{where} (Canary {canary['metadata']['name']})"
+    target = _get(canary, "spec", "targetRef") or {}
+    if target.get("kind", "Deployment") != "Deployment":
+        raise UserError(f"{label}: spec.targetRef.kind {target.get('kind')!r} is not simulated: the lab runs "
+                        "Deployment targets.")
+    if ("Deployment", ns, str(target.get("name"))) not in present:
+        raise UserError(f"{label}: spec.targetRef.name: Deployment {target.get('name')} is not in namespace {ns} "
+                        "of the lab: add it with -f, or point the Canary at a Deployment the lab has.")
+    scaler = _get(canary, "spec", "autoscalerRef")
+    if isinstance(scaler, dict) and ("HorizontalPodAutoscaler", ns, str(scaler.get("name"))) not in present:
+        raise UserError(f"{label}: spec.autoscalerRef.name: HorizontalPodAutoscaler {scaler.get('name')} is not in "
+                        f"namespace {ns} of the lab: add it with -f, or remove autoscalerRef.")
 
 
 def check_object(doc: Obj, where: str) -> None:

@@ -376,3 +376,11 @@ def test_a_gateway_api_canary_runs_on_an_httproute(simulate: Simulate, write: Wr
     run = simulate("-f", canary)
     assert run.code == 0, run.err
     assert run.weights() == list(range(5, 55, 5))
+
+
+def test_a_canary_whose_target_is_not_in_the_lab_exits_2(simulate: Simulate, write: Write) -> None:
+    seed = bootstrap_file("workloads", "podinfo-canary.yaml").read_text()
+    path = write("canary.yaml", seed.replace("    name: podinfo\n", "    name: podinf0\n", 1))
+    run = simulate("-f", path)
+    assert run.code == 2
+    assert "spec.targetRef.name: Deployment podinf0 is not in namespace test" in run.err
