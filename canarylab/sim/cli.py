@@ -103,6 +103,9 @@ class Simulation:
         unsubscribe = self.lab.engine.subscribe(self._on_event)
         try:
             await self.lab.start()
+            if self.lab.metrics_server is not None:
+                print(f"canarylab: serving the simulated Linkerd metrics on "
+                      f"http://{self.lab.metrics_server.target}/metrics", file=self.err, flush=True)
             try:
                 return await self._drive()
             finally:

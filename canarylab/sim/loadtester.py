@@ -105,26 +105,29 @@ class Loadtester:
             self.log.append(str(err))
             return HttpAnswer(400, str(err))
         if kind == "cmd":
-            return self._start(str(cmd), parsed)
+            owner = f"{payload.get('name', '')}.{payload.get('namespace', '')}"
+            return self._start(str(cmd), parsed, owner)
         code, output = await self._run_sync(parsed)
         if code == 0:
             output_wanted = str(metadata.get("returnCmdOutput", "")).lower() == "true"
             return HttpAnswer(200, output if output_wanted else "")
         return HttpAnswer(500, f"command {cmd} failed: {output.strip()}: exit status {code}")
 
-    def _start(self, cmd: str, parsed: Hey | Curl) -> HttpAnswer:
+    def _start(self, cmd: str, parsed: Hey | Curl, owner: str) -> HttpAnswer:
+        # Flagger's runner keys tasks by canary and command: the same command for another canary runs too.
+        key = f"{owner}:{cmd}"
         now = self.network.now()
-        running = self.running.get(cmd)
+        running = self.running.get(key)
         if running is not None and running.until > now:
             self.log.append(f"command skipped {cmd} is already running")
             return HttpAnswer(202, "")
         if isinstance(parsed, Hey):
             duration = min(parsed.duration, TASK_TIMEOUT)
-            error = self.network.start_load(cmd, parsed.url, parsed.rps, duration)
+            error = self.network.start_load(key, parsed.url, parsed.rps, duration)
             if error is not None:
                 self.log.append(f"command {cmd} failed: {error}")
                 return HttpAnswer(202, "")  # async: the failure only shows in the loadtester's log
-            self.running[cmd] = RunningTask(cmd, now + duration)
+            self.running[key] = RunningTask(cmd, now + duration)
         else:
             self._curl(parsed)
         return HttpAnswer(202, "")

@@ -137,12 +137,14 @@ def test_hey_tasks_answer_202_run_once_while_running_and_produce_their_load() ->
         assert (first.status, second.status) == (202, 202)
         assert len(lab.traffic.loads) == 1
         assert any("already running" in line for line in lab.webhooks.loadtester("test", "flagger-loadtester").log)
+        other = await lab.webhooks.call(call(LOADTESTER, {"cmd": task["cmd"].replace("-q 5", "-q 0.5")}, name="b"))
+        assert other.status == 202 and len(lab.traffic.loads) == 2  # another command (or canary) runs too
         start = lab.clock.now()
         await asyncio.sleep(10.5)  # the slice ending at +10s is accounted
         served = sum(e.ok + e.fail for e in lab.store.window("test", "podinfo-primary", lab.clock.now(),
                                                              lab.clock.now() - start))
-        # 5 x 2 = 10 rps from hey, plus the background users (3 rps) on the apex service
-        assert served == pytest.approx(10 * 10 + 3 * 10, abs=3)
+        # 5 x 2 = 10 rps and 0.5 x 2 = 1 rps from hey, plus the background users (3 rps) on the apex service
+        assert served == pytest.approx(10 * 10 + 1 * 10 + 3 * 10, abs=3)
         assert before  # background traffic was there already
         await asyncio.sleep(5)
         assert lab.traffic.loads == {}  # hey stopped after 10s
