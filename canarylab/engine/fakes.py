@@ -194,8 +194,10 @@ class MemoryCluster:
 
     def create_now(self, obj: Obj) -> Obj:
         """Synchronous :meth:`create`."""
-        kind = kind_of(obj)
-        new = copy_json(obj)
+        return self._create(copy_json(obj))
+
+    def _create(self, new: Obj, *, copy_out: bool = True) -> Obj:
+        kind = kind_of(new)
         new["apiVersion"] = kind.api_version
         meta = new.setdefault("metadata", {})
         name = meta.get("name")
@@ -212,7 +214,7 @@ class MemoryCluster:
         meta["creationTimestamp"] = rfc3339(self.clock.now())
         meta["generation"] = 1
         meta.pop("resourceVersion", None)
-        return self._store(key, new, "ADDED")
+        return self._store(key, new, "ADDED", copy_out=copy_out)
 
     def replace_now(self, obj: Obj) -> Obj:
         """Synchronous :meth:`replace`."""
@@ -287,8 +289,8 @@ class MemoryCluster:
 
     # ---------------------------------------------------------------------------------- events
 
-    def record_event_now(self, involved: Obj, type: str, reason: str, message: str) -> Obj:
-        """Synchronous :meth:`record_event`; returns the stored Event."""
+    def record_event_now(self, involved: Obj, type: str, reason: str, message: str) -> None:
+        """Synchronous :meth:`record_event`."""
         meta = involved.get("metadata", {})
         namespace = meta.get("namespace", "default")
         ref = {
@@ -307,9 +309,10 @@ class MemoryCluster:
         if existing_name is not None:
             existing = self._objects.get(self._key(EVENT, namespace, existing_name))
             if existing is not None:
-                return self.patch_now(EVENT, namespace, existing_name, {
+                self.patch_now(EVENT, namespace, existing_name, {
                     "count": int(existing.get("count", 1)) + 1, "lastTimestamp": stamp,
                 })  # fmt: skip
+                return
         event_name = f"{ref['name']}.{next(self._uids):016x}"  # unique in the cluster, as kubectl names look
         event: Obj = {
             "apiVersion": EVENT.api_version,
@@ -326,7 +329,7 @@ class MemoryCluster:
             "reportingComponent": "flagger",
         }
         self._event_index[agg] = event_name
-        return self.create_now(event)
+        self._create(event, copy_out=False)
 
     async def record_event(self, involved: Obj, type: str, reason: str, message: str) -> None:
         """Record a Kubernetes Event about ``involved`` (type ``Normal`` or ``Warning``)."""
@@ -405,7 +408,8 @@ class MemoryCluster:
         ):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
 
-    def _store(self, key: Key, obj: Obj, type: WatchType, *, status_only: bool = False) -> Obj:
+    def _store(self, key: Key, obj: Obj, type: WatchType, *, status_only: bool = False,
+               copy_out: bool = True) -> Obj:
         if self.instant_ready and key[0] == DEPLOYMENT.kind and not status_only:
             obj["status"] = deployment_ready_status(obj)
         obj["metadata"]["resourceVersion"] = str(next(self._rv))
@@ -413,7 +417,8 @@ class MemoryCluster:
         self._frozen.pop(key, None)
         self.writes += 1
         self._emit(type, obj, key)
-        return self._thaw(key, obj)
+        # The recorder's own Events are built here and never handed out: no copy needed (it is the hot path).
+        return self._thaw(key, obj) if copy_out else obj
 
     def _thaw(self, key: Key, obj: Obj) -> Obj:
         """A private copy of a stored object; the serialized form is kept until the object changes, so
