@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import marshal
 import time
 import uuid
@@ -67,6 +68,14 @@ def _copy_slow(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_copy_slow(v) for v in value]
     return value
+
+
+def _freeze(obj: Obj) -> bytes:
+    """``obj`` marshal'd; values YAML may produce that are not JSON (dates) are stored as strings."""
+    try:
+        return marshal.dumps(obj)
+    except ValueError:
+        return marshal.dumps(json.loads(json.dumps(obj, default=str)))
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -147,8 +156,9 @@ class MemoryCluster:
     def __init__(self, clock: Clock | None = None, *, instant_ready: bool = False) -> None:
         self.clock: Clock = clock if clock is not None else _SystemClock()
         self.instant_ready = instant_ready
-        self._objects: dict[Key, Obj] = {}
-        self._frozen: dict[Key, bytes] = {}  # marshal'd copies of unchanged objects, for cheap reads
+        # Objects are stored marshal'd: a read is one C-level loads into a private copy, and a store of
+        # thousands of objects adds nothing for the cyclic garbage collector to scan.
+        self._objects: dict[Key, bytes] = {}
         self._rv = itertools.count(1)
         self._uids = itertools.count(1)
         self._uid_base = uuid.uuid4().int & ~((1 << 64) - 1)  # random high bits, a counter below
@@ -164,20 +174,19 @@ class MemoryCluster:
 
     def get_now(self, kind: Kind, namespace: str, name: str) -> Obj | None:
         """Synchronous :meth:`get`."""
-        key = self._key(kind, namespace, name)
-        obj = self._objects.get(key)
-        return self._thaw(key, obj) if obj is not None else None
+        data = self._objects.get(self._key(kind, namespace, name))
+        return marshal.loads(data) if data is not None else None
 
     def list_now(
         self, kind: Kind, namespace: str | None = None, labels: Mapping[str, str] | None = None
     ) -> list[Obj]:
         """Synchronous :meth:`list`, sorted by namespace and name."""
         out = []
-        for key, obj in sorted(self._objects.items()):
-            k, ns, _ = key
-            if k == kind.kind and (namespace is None or not kind.namespaced or ns == namespace) \
-                    and _labels_match(obj, labels):
-                out.append(self._thaw(key, obj))
+        for (k, ns, _), data in sorted(self._objects.items()):
+            if k == kind.kind and (namespace is None or not kind.namespaced or ns == namespace):
+                obj = marshal.loads(data)
+                if _labels_match(obj, labels):
+                    out.append(obj)
         return out
 
     async def get(self, kind: Kind, namespace: str, name: str) -> Obj | None:
@@ -241,8 +250,7 @@ class MemoryCluster:
         if rv and rv != old["metadata"]["resourceVersion"]:
             raise Conflict(self._stale(kind, name))
         body = {k: v for k, v in patch.items() if k != "status"}
-        # merge_patch builds new dicts along the patched paths and shares the rest with the old version,
-        # which leaves the store here: nothing else holds it, so sharing is safe and saves a deep copy.
+        # ``old`` is a private copy (see _require), so the merge may share its subtrees
         new = merge_patch(old, copy_json(body))
         new["metadata"] = dict(new.get("metadata") or {})
         self._keep_system_fields(old, new)
@@ -252,8 +260,7 @@ class MemoryCluster:
         """Synchronous :meth:`patch_status`."""
         key = self._key(kind, namespace, name)
         old = self._require(key, kind)
-        new = dict(old)  # shares spec/metadata subtrees with the version it replaces (see patch_now)
-        new["metadata"] = dict(old["metadata"])
+        new = old  # a private copy already (see _require)
         new["status"] = merge_patch(old.get("status") or {}, copy_json(status))
         return self._store(key, new, "MODIFIED", status_only=True)
 
@@ -262,10 +269,9 @@ class MemoryCluster:
         key = self._key(kind, namespace, name)
         old = self._require(key, kind)
         del self._objects[key]
-        self._frozen.pop(key, None)
         old["metadata"]["resourceVersion"] = str(next(self._rv))
         self.writes += 1
-        self._emit("DELETED", old)
+        self._emit("DELETED", old, _freeze(old))
 
     async def create(self, obj: Obj) -> Obj:
         """Create; raises :class:`Conflict` when it exists. Returns the stored object."""
@@ -307,8 +313,9 @@ class MemoryCluster:
         agg = (namespace, ref["kind"], ref["name"], ref["uid"], type, reason, message)
         existing_name = self._event_index.get(agg)
         if existing_name is not None:
-            existing = self._objects.get(self._key(EVENT, namespace, existing_name))
-            if existing is not None:
+            data = self._objects.get(self._key(EVENT, namespace, existing_name))
+            if data is not None:
+                existing = marshal.loads(data)
                 self.patch_now(EVENT, namespace, existing_name, {
                     "count": int(existing.get("count", 1)) + 1, "lastTimestamp": stamp,
                 })  # fmt: skip
@@ -339,10 +346,11 @@ class MemoryCluster:
         """The Events recorded about one object, oldest first (by creation order)."""
         meta = involved.get("metadata", {})
         # Insertion order of the store is creation order: the order Flagger emitted them.
+        events = [marshal.loads(data) for (k, ns, _), data in self._objects.items()
+                  if k == EVENT.kind and ns == meta.get("namespace", "default")]
         return [
-            copy_json(e) for (k, ns, _), e in self._objects.items()
-            if k == EVENT.kind and ns == meta.get("namespace", "default")
-            and e["involvedObject"].get("kind") == involved.get("kind")
+            e for e in events
+            if e["involvedObject"].get("kind") == involved.get("kind")
             and e["involvedObject"].get("name") == meta.get("name")
         ]  # fmt: skip
 
@@ -385,11 +393,11 @@ class MemoryCluster:
         return (kind.kind, (namespace or "") if kind.namespaced else "", name)
 
     def _require(self, key: Key, kind: Kind) -> Obj:
-        obj = self._objects.get(key)
-        if obj is None:
+        data = self._objects.get(key)
+        if data is None:
             where = f' in namespace "{key[1]}"' if key[1] else ""
             raise NotFound(f'{kind.plural} "{key[2]}" not found{where}')
-        return obj
+        return marshal.loads(data)
 
     @staticmethod
     def _stale(kind: Kind, name: str) -> str:
@@ -413,37 +421,21 @@ class MemoryCluster:
         if self.instant_ready and key[0] == DEPLOYMENT.kind and not status_only:
             obj["status"] = deployment_ready_status(obj)
         obj["metadata"]["resourceVersion"] = str(next(self._rv))
-        self._objects[key] = obj
-        self._frozen.pop(key, None)
+        data = _freeze(obj)
+        self._objects[key] = data
         self.writes += 1
-        self._emit(type, obj, key)
+        self._emit(type, obj, data)
         # The recorder's own Events are built here and never handed out: no copy needed (it is the hot path).
-        return self._thaw(key, obj) if copy_out else obj
+        return marshal.loads(data) if copy_out else obj
 
-    def _thaw(self, key: Key, obj: Obj) -> Obj:
-        """A private copy of a stored object; the serialized form is kept until the object changes, so
-        repeated reads of an unchanged object cost one ``marshal.loads``."""
-        frozen = self._frozen.get(key)
-        if frozen is None:
-            try:
-                frozen = marshal.dumps(obj)
-            except ValueError:
-                return _copy_slow(obj)
-            self._frozen[key] = frozen
-        return marshal.loads(frozen)
-
-    def _emit(self, type: WatchType, obj: Obj, key: Key | None = None) -> None:
+    def _emit(self, type: WatchType, obj: Obj, data: bytes) -> None:
         kind, ns = obj["kind"], obj["metadata"].get("namespace")
-
-        def copy() -> Obj:
-            return self._thaw(key, obj) if key is not None else copy_json(obj)
-
         for wkind, wns, queue in self._watchers:
             if wkind == kind and (wns is None or wns == ns):
-                queue.put_nowait(WatchEvent(type, copy()))
+                queue.put_nowait(WatchEvent(type, marshal.loads(data)))
         if not self._listeners:
             return
-        self._pending.append(WatchEvent(type, copy()))
+        self._pending.append(WatchEvent(type, marshal.loads(data)))
         if self._dispatching:
             return  # a listener wrote: the outer loop delivers this change after the current one
         self._dispatching = True
