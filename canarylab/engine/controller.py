@@ -347,7 +347,10 @@ class Engine:
                 self._slots[(ns, name)] = slot
             generation = meta.get("generation")
             if slot.generation is not None and generation != slot.generation:
-                slot.wake.set()  # the spec changed: re-read it now
+                # Like Flagger, a new analysis interval restarts the canary's timer (so it ticks at once);
+                # an invalid spec is re-checked at once, so a fix shows without waiting an interval.
+                if slot.problem is not None or _interval(slot.obj) != _interval(ev.object):
+                    slot.wake.set()
                 slot.obj = ev.object
                 self._target_index = None  # its targetRef may have changed
             slot.generation = generation
@@ -510,6 +513,11 @@ class Engine:
                                 namespace=str(involved.get("namespace") or ""), name=str(involved.get("name", "")),
                                 type="Warning" if obj.get("type") == "Warning" else "Normal",
                                 reason=str(obj.get("reason", "")), message=str(obj.get("message", ""))))  # fmt: skip
+
+
+def _interval(obj: Obj) -> Any:
+    spec = obj.get("spec") or {}
+    return (spec.get("analysis") or spec.get("canaryAnalysis") or {}).get("interval")
 
 
 def _timestamp(text: Any) -> float | None:

@@ -303,3 +303,25 @@ async def test_readonly_follows_what_flagger_writes_and_refuses_commands() -> No
     with pytest.raises(EngineError, match="read-only"):
         await run.engine.send(Abort(namespace="test", name="podinfo"))
     await run.stop()
+
+
+@virtual
+async def test_a_new_interval_takes_effect_at_once_other_spec_edits_at_the_next_tick() -> None:
+    run = Run([podinfo(), canary(interval="1m")])
+    run.start()
+    await run.until(lambda: run.phase() == "Initialized")
+    run.set_image("ghcr.io/stefanprodan/podinfo:6.0.1")
+    await run.until(lambda: run.cluster.get_now(CANARY, "test", "podinfo")["status"]["canaryWeight"] == 10)  # type: ignore[index]
+    # When the threshold changes, nothing happens before the next interval
+    run.cluster.patch_now(CANARY, "test", "podinfo", {"spec": {"analysis": {"threshold": 3}}})
+    await asyncio.sleep(5)
+    assert run.cluster.get_now(CANARY, "test", "podinfo")["status"]["canaryWeight"] == 10  # type: ignore[index]
+    # When the interval changes, the canary ticks at once and then every 20s
+    run.cluster.patch_now(CANARY, "test", "podinfo", {"spec": {"analysis": {"interval": "20s"}}})
+    took = await run.until(
+        lambda: run.cluster.get_now(CANARY, "test", "podinfo")["status"]["canaryWeight"] == 20)  # type: ignore[index]
+    assert took < 1
+    took = await run.until(
+        lambda: run.cluster.get_now(CANARY, "test", "podinfo")["status"]["canaryWeight"] == 30)  # type: ignore[index]
+    assert 19 <= took <= 21
+    await run.stop()
