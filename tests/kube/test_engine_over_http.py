@@ -146,8 +146,9 @@ async def test_the_seed_canary_is_promoted_from_image_bump_to_success(
         # when the image is bumped
         await bump(run)
         # then the analysis runs to promotion
-        await until(lambda: phase(seeded) == "Succeeded", 60, "Succeeded")
+        await until(lambda: "Promotion completed! Scaling down podinfo.test" in run.messages(), 60, "promotion")
         messages = run.messages()
+    assert phase(seeded) == "Succeeded"
     assert "New revision detected! Scaling up podinfo.test" in messages
     assert [m for m in messages if m.startswith("Advance podinfo.test canary weight")] == \
         [f"Advance podinfo.test canary weight {w}" for w in range(5, 55, 5)]
@@ -177,8 +178,9 @@ async def test_failing_checks_roll_the_canary_back(
         # when the image is bumped
         await bump(run, "3.1.2")
         # then after five failed checks it rolls back
-        await until(lambda: phase(seeded) == "Failed", 60, "Failed")
+        await until(lambda: "Canary failed! Scaling down podinfo.test" in run.messages(), 60, "rollback")
         messages = run.messages()
+    assert phase(seeded) == "Failed"
     assert "Rolling back podinfo.test failed checks threshold reached 5" in messages
     assert messages[-1] == "Canary failed! Scaling down podinfo.test"
     assert image(seeded, "podinfo-primary") == "stefanprodan/podinfo:3.1.0"
@@ -198,8 +200,9 @@ async def test_a_restarted_engine_continues_the_run_from_the_stored_status(
     assert phase(seeded) == "Progressing"
     # when a new engine starts
     async with Run(kubeconfig, FakeMetrics.healthy()) as second:
-        await until(lambda: phase(seeded) == "Succeeded", 60, "Succeeded")
+        await until(lambda: "Promotion completed! Scaling down podinfo.test" in second.messages(), 60, "promotion")
         messages = second.messages()
+    assert phase(seeded) == "Succeeded"
     # then it went on from the stored weight, without detecting the revision again
     assert "New revision detected! Scaling up podinfo.test" not in messages
     advances = [int(m.rsplit(" ", 1)[1]) for m in messages if m.startswith("Advance podinfo.test canary weight")]
