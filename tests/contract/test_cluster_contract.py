@@ -10,8 +10,12 @@ from typing import Any
 
 import pytest
 
+from canarylab.engine.clock import LoopClock
+from canarylab.engine.controller import Engine
+from canarylab.engine.fakes import FakeMetrics, FakeWebhooks, deployment_ready_status
 from canarylab.engine.kinds import CANARY, DEPLOYMENT, EVENT, HPA, HTTP_ROUTE, NAMESPACE, SERVICE, TRAFFIC_SPLIT, Obj
 from canarylab.engine.ports import Cluster, Conflict, NotFound, WatchEvent
+from canarylab.manifests import seed_lab
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -376,3 +380,40 @@ async def test_cluster_scoped_objects_list_without_a_namespace(cluster: Cluster)
     assert names == ["linkerd-viz", "test"]
     got = await cluster.get(NAMESPACE, "", "test")
     assert got is not None and "namespace" not in got["metadata"]
+
+
+async def test_the_engine_initializes_the_seed_canary_the_same_way_everywhere(cluster: Cluster) -> None:
+    # Given the seed lab in the cluster (Deployments marked ready through the port: nothing runs pods here)
+    for obj in seed_lab():
+        await cluster.create(obj)
+    engine = Engine(cluster, FakeMetrics.healthy(), FakeWebhooks(), LoopClock(), namespaces=["test"])
+
+    async def mark_ready(name: str) -> None:
+        obj = await cluster.get(DEPLOYMENT, "test", name)
+        assert obj is not None
+        await cluster.patch_status(DEPLOYMENT, "test", name, deployment_ready_status(obj))
+
+    await mark_ready("podinfo")
+    # when the engine ticks until the primary it created is ready
+    await engine.tick_once("test", "podinfo")
+    await mark_ready("podinfo-primary")
+    await engine.tick_once("test", "podinfo")
+    # then the Canary is Initialized and every object Flagger's initialization makes exists, owned by it
+    canary_obj = await cluster.get(CANARY, "test", "podinfo")
+    assert canary_obj is not None and canary_obj["status"]["phase"] == "Initialized"
+    uid = canary_obj["metadata"]["uid"]
+    owned = [await cluster.get(DEPLOYMENT, "test", "podinfo-primary"),
+             await cluster.get(HPA, "test", "podinfo-primary"),
+             *[await cluster.get(SERVICE, "test", n) for n in ("podinfo", "podinfo-canary", "podinfo-primary")],
+             await cluster.get(TRAFFIC_SPLIT, "test", "podinfo")]
+    for obj in owned:
+        assert obj is not None
+        assert [r["uid"] for r in obj["metadata"]["ownerReferences"] if r.get("controller")] == [uid]
+    split = await cluster.get(TRAFFIC_SPLIT, "test", "podinfo")
+    assert split is not None
+    assert {b["service"]: int(b["weight"]) for b in split["spec"]["backends"]} == \
+        {"podinfo-canary": 0, "podinfo-primary": 100}
+    target = await cluster.get(DEPLOYMENT, "test", "podinfo")
+    assert target is not None and target["spec"]["replicas"] == 0
+    messages = [e["message"] for e in events_about(await cluster.list(EVENT, "test"), "podinfo")]
+    assert "Initialization done! podinfo.test" in messages
