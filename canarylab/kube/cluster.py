@@ -161,16 +161,19 @@ class KubeCluster:
             except ValueError as err:  # kr8s: no such context, no credentials
                 raise UserError(f"cannot use kube context {name!r}: {err}. List contexts with "
                                 "`kubectl config get-contexts`.") from None
+            except (FileNotFoundError, PermissionError, KeyError) as err:  # an exec credential plugin failed
+                raise UserError(f"cannot load the credentials of kube context {name!r}: {err}. Check that "
+                                f"`kubectl --context {name} get ns` works in this shell.") from None
             except _CONNECTION_ERRORS as err:
                 message = unreachable_message(name, server, describe(err))
                 if not wait:
                     raise ConnectError(message) from None
                 delay = backoff.next()
-                say(f"{message} Retrying in {delay:.0f}s (Ctrl-C to stop).")
+                say(f"{message} Retrying in {delay:g}s (Ctrl-C to stop).")
                 await asyncio.sleep(delay)
             except kr8s.ServerError as err:
                 raise UserError(f"the API server of context {name!r} refused canarylab: {err}. Check your "
-                                "credentials with `kubectl --context {name} auth whoami`.") from None
+                                f"credentials with `kubectl --context {name} auth whoami`.") from None
         return cls(api, context=context or api.auth.active_context, server=server or api.auth.server,
                    log=log, **kwargs)
 

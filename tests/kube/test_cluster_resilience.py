@@ -229,3 +229,15 @@ async def test_a_watch_of_a_kind_the_server_lacks_says_which_crd_once(apiserver:
     event = await asyncio.wait_for(pending, 3)
     assert (event.type, event.object["metadata"]["name"]) == ("ADDED", "podinfo")
     await events.aclose()
+
+
+async def test_a_broken_credential_plugin_is_a_user_error_not_an_outage(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        '{"apiVersion": "v1", "kind": "Config", "current-context": "eks",'
+        ' "clusters": [{"name": "eks", "cluster": {"server": "https://127.0.0.1:1"}}],'
+        ' "users": [{"name": "eks", "user": {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1",'
+        ' "command": "/nonexistent/aws-iam-authenticator"}}}],'
+        ' "contexts": [{"name": "eks", "context": {"cluster": "eks", "user": "eks"}}]}')
+    with pytest.raises(UserError, match="cannot load the credentials of kube context 'eks'"):
+        await KubeCluster.connect("eks", kubeconfig=str(kubeconfig), wait=True)
