@@ -136,8 +136,8 @@ class CanaryLabApp(App[None]):
             self._open_single = False  # one Canary: open straight on its detail, once
             self.action_open_canary(states[0].namespace, states[0].name)
             return
-        screen = self.screen
-        if isinstance(screen, OverviewScreen | DetailScreen):
+        screen = self.lab_screen()
+        if screen is not None:
             if self._dirty:
                 screen.show(self.view())
                 self._dirty = False
@@ -150,9 +150,16 @@ class CanaryLabApp(App[None]):
         self.history.feed(events)
         return events
 
+    def lab_screen(self) -> OverviewScreen | DetailScreen | None:
+        """The overview or detail on top of the stack, also while a modal covers it (it keeps updating)."""
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, OverviewScreen | DetailScreen):
+                return screen
+        return None
+
     async def _poll(self) -> None:
         """Read pods and images of the Canary on screen (the engine's events do not carry them)."""
-        screen = self.screen
+        screen = self.lab_screen()
         if not isinstance(screen, DetailScreen) or not self._started:
             return
         state = next((s for s in self._states if (s.namespace, s.name) == screen.key), None)
@@ -167,8 +174,8 @@ class CanaryLabApp(App[None]):
 
     def current_state(self) -> CanaryState | None:
         """The Canary the keys act on: the detail's, or the overview's cursor row."""
-        current = getattr(self.screen, "current_key", None)
-        key = current() if callable(current) else None
+        screen = self.lab_screen()
+        key = screen.current_key() if screen is not None else None
         return next((s for s in self._states if (s.namespace, s.name) == key), None) if key else None
 
     def _need_state(self) -> CanaryState | None:

@@ -32,7 +32,9 @@ class BumpImageScreen(ModalScreen[str | None]):
         with Vertical():
             yield Label(f"Ship a new image to deployment/{self.deployment}", classes="title")
             yield Label(f"container {self.container}, now {self.current}")
-            yield Input(self.proposed, id="image", placeholder="repository/name:tag")
+            box = Input(self.proposed, id="image", placeholder="repository/name:tag")
+            box.cursor_blink = False  # no blink: two repaints a second for nothing (and stable snapshots)
+            yield box
             yield Label("Enter sets the image (the engine detects a new revision) · Escape cancels", classes="muted")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

@@ -23,7 +23,7 @@ class HelpScreen(ModalScreen[None]):
     }
     HelpScreen .title { text-style: bold; color: $accent; margin-bottom: 1; }
     HelpScreen DataTable { height: auto; }
-    HelpScreen .muted { color: $text-muted; margin-top: 1; }
+    HelpScreen .muted { color: $text-muted; margin-top: 1; width: 100%; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark", "close", "Close")]
 

@@ -19,7 +19,7 @@ class OverviewScreen(Screen[None]):
     """The table, a filter input (``/``) and the footer; Enter asks the app to open the detail."""
 
     DEFAULT_CSS = """
-    OverviewScreen #filter { dock: bottom; display: none; }
+    OverviewScreen #filter { display: none; }
     OverviewScreen #filter.visible { display: block; }
     OverviewScreen #summary { height: 1; color: $text-muted; padding: 0 1; }
     """
@@ -37,7 +37,10 @@ class OverviewScreen(Screen[None]):
         yield LabHeader(id="header")
         yield Static("", id="summary")
         yield CanaryTable(id="canaries")
-        yield Input(placeholder="filter by namespace, name or phase (Escape clears)", id="filter")
+        # No blinking cursor: a blink is two repaints a second for nothing while idle.
+        box = Input(placeholder="filter by namespace, name or phase (Escape clears)", id="filter")
+        box.cursor_blink = False
+        yield box
         yield Footer()
 
     def current_key(self) -> tuple[str, str] | None:

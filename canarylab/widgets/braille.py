@@ -2,7 +2,8 @@
 
 Each terminal cell holds a 2x4 grid of braille dots, so a 40x6 cell chart has 80x24 dots. One sample
 takes one dot column; consecutive samples are joined vertically so the line stays continuous. The cells
-return a *role* (``ok``, ``bad``, ``threshold``, ``zone``, ``blank``) that the widget maps to theme
+return a *role* (``ok``, ``bad``, ``threshold``, ``zone``, ``blank``; ``ok+zone``/``bad+zone`` for
+the line inside the shaded side) that the widget maps to theme
 styles, which keeps colours out of this module.
 
 Why our own instead of plotext/textual-plotext: the chart is ~100 lines, needs a threshold line and a
@@ -45,6 +46,11 @@ def value_range(values: Sequence[float], bounds: Sequence[float]) -> tuple[float
     pad = (high - low) * 0.1
     # Rates and latencies are never negative: do not pad below zero.
     return (max(0.0, low - pad) if low >= 0 else low - pad), high + pad
+
+
+def _in_zone(row: int, threshold_row: int, minimum: float | None) -> bool:
+    """Below a minimum, or above a maximum, is the failing side."""
+    return row > threshold_row if minimum is not None else row < threshold_row
 
 
 def render(
@@ -118,13 +124,14 @@ def render(
             if b:
                 if r == threshold_row and threshold_dot is not None:
                     b |= _DOT_BITS[(0, threshold_dot % 4)] | _DOT_BITS[(1, threshold_dot % 4)]
-                cells.append((chr(_BRAILLE + b), "bad" if bad[r][c] else "ok"))
+                role = "bad" if bad[r][c] else "ok"
+                if threshold_row is not None and r != threshold_row and _in_zone(r, threshold_row, minimum):
+                    role += "+zone"  # the line keeps the shaded background of the failing side
+                cells.append((chr(_BRAILLE + b), role))
             elif r == threshold_row and threshold_dot is not None:
                 cells.append((chr(_BRAILLE + (_DOT_BITS[(0, threshold_dot % 4)] | _DOT_BITS[(1, threshold_dot % 4)])),
                               "threshold"))
-            elif threshold_row is not None and (
-                (minimum is not None and r > threshold_row) or (minimum is None and r < threshold_row)
-            ):
+            elif threshold_row is not None and r != threshold_row and _in_zone(r, threshold_row, minimum):
                 cells.append((" ", "zone"))
             else:
                 cells.append((" ", "blank"))

@@ -111,7 +111,12 @@ class MetricChart(Widget):
             line = Text(f"{label[: AXIS - 1]:>{AXIS - 1}}┤" if label else " " * (AXIS - 1) + "│",
                         self._style("axis"), no_wrap=True)
             for char, role in row:
-                line.append(char, None if role == "blank" else self._style(role))
+                if role == "blank":
+                    line.append(char)
+                elif role.endswith("+zone"):
+                    line.append(char, self._style("zone") + self._style(role.removesuffix("+zone")))
+                else:
+                    line.append(char, self._style(role))
             lines.append(line)
         out = Text("\n").join(lines)
         out.no_wrap = True  # a long title is cut, never wrapped: it would push the chart's last row out
