@@ -10,19 +10,45 @@ from canarylab.engine.spec import ServiceMeta
 from canarylab.engine.targets import owner_ref
 
 
-def _ports(ctx: TickContext) -> list[dict[str, Any]]:
+def discovered_ports(ctx: TickContext, deployment: Obj) -> dict[str, int]:
+    """``portDiscovery``: every container port except the service's own (Flagger's ``getPorts``)."""
+    svc = ctx.canary.spec.service
+    pod = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
+    ports: dict[str, int] = {}
+    for container in pod.get("containers") or []:
+        if container.get("name") in ("istio-proxy", "envoy"):
+            continue  # mesh proxies
+        for i, p in enumerate(container.get("ports") or []):
+            number = int(p.get("containerPort", 0))
+            target = svc.target_port
+            if target in (None, 0, "0", ""):
+                if number == svc.port:
+                    continue
+            elif isinstance(target, int) or str(target).isdigit():
+                if number == int(target):
+                    continue
+            elif p.get("name") == target:
+                continue
+            ports[p.get("name") or f"tcp-{container.get('name', '')}-{i}"] = number
+    return ports
+
+
+def _ports(ctx: TickContext, extra: dict[str, int]) -> list[dict[str, Any]]:
     svc = ctx.canary.spec.service
     target = svc.target_port if svc.target_port not in (None, 0, "0", "") else svc.port
     port: dict[str, Any] = {"name": svc.port_name, "protocol": "TCP", "port": svc.port, "targetPort": target}
     if svc.app_protocol:
         port["appProtocol"] = svc.app_protocol
-    return [port]
+    more = [{"name": name, "protocol": "TCP", "port": number, "targetPort": number}
+            for name, number in sorted(extra.items())]
+    return [port, *more]
 
 
-async def _ensure(ctx: TickContext, name: str, selector: dict[str, str], extra: ServiceMeta | None) -> None:
+async def _ensure(ctx: TickContext, name: str, selector: dict[str, str], extra: ServiceMeta | None,
+                  ports: dict[str, int]) -> None:
     c = ctx.canary
     label, _ = next(iter(selector.items()))
-    spec: Obj = {"type": "ClusterIP", "selector": selector, "ports": _ports(ctx)}
+    spec: Obj = {"type": "ClusterIP", "selector": selector, "ports": _ports(ctx, ports)}
     if c.spec.service.headless:
         spec["clusterIP"] = "None"
     existing = await ctx.cluster.get(SERVICE, c.namespace, name)
@@ -42,15 +68,15 @@ async def _ensure(ctx: TickContext, name: str, selector: dict[str, str], extra: 
                                                                      "ports": spec["ports"]}})
 
 
-async def initialize_services(ctx: TickContext, label: str, value: str) -> None:
+async def initialize_services(ctx: TickContext, label: str, value: str, ports: dict[str, int]) -> None:
     """Kubernetes router ``Initialize``: ``<svc>-canary`` selects the target, ``<svc>-primary`` the primary."""
     c = ctx.canary
     svc = c.service_name
-    await _ensure(ctx, f"{svc}-canary", {label: value}, c.spec.service.canary)
-    await _ensure(ctx, f"{svc}-primary", {label: f"{value}-primary"}, c.spec.service.primary)
+    await _ensure(ctx, f"{svc}-canary", {label: value}, c.spec.service.canary, ports)
+    await _ensure(ctx, f"{svc}-primary", {label: f"{value}-primary"}, c.spec.service.primary, ports)
 
 
-async def reconcile_apex(ctx: TickContext, label: str, value: str) -> None:
+async def reconcile_apex(ctx: TickContext, label: str, value: str, ports: dict[str, int]) -> None:
     """Kubernetes router ``Reconcile``: the apex Service selects the primary's pods."""
     c = ctx.canary
-    await _ensure(ctx, c.service_name, {label: f"{value}-primary"}, c.spec.service.apex)
+    await _ensure(ctx, c.service_name, {label: f"{value}-primary"}, c.spec.service.apex, ports)

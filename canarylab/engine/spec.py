@@ -70,6 +70,7 @@ class CanaryService(_Model):
     hosts: list[str] = Field(default_factory=list)
     gateway_refs: list[dict[str, Any]] = Field(default_factory=list, alias="gatewayRefs")
     headless: bool = False
+    port_discovery: bool = Field(False, alias="portDiscovery")
     apex: ServiceMeta | None = None
     primary: ServiceMeta | None = None
     canary: ServiceMeta | None = None

@@ -6,6 +6,7 @@ from typing import Any
 
 from canarylab.engine.context import TickContext, rfc3339_now
 from canarylab.engine.events import PhaseChanged, StatusChanged
+from canarylab.engine.fakes import merge_patch
 from canarylab.engine.kinds import CANARY
 
 _PROMOTED: dict[str, tuple[str, str]] = {
@@ -46,7 +47,9 @@ async def write_status(ctx: TickContext, changes: dict[str, Any]) -> None:
         changes["conditions"] = conditions
     c = ctx.canary
     await ctx.cluster.patch_status(CANARY, c.namespace, c.name, changes)
-    ctx.status.update(changes)
+    merged = merge_patch(ctx.status, changes)  # the same merge the API server applied
+    ctx.status.clear()
+    ctx.status.update(merged)
     if phase != old_phase:
         ctx.emit(PhaseChanged(time=ctx.now(), namespace=c.namespace, name=c.name, old=old_phase, new=phase))
     st = ctx.status
@@ -57,11 +60,14 @@ async def write_status(ctx: TickContext, changes: dict[str, Any]) -> None:
 
 
 async def sync_status(ctx: TickContext, phase: str, spec_hash: str, *, weight: int = 0, failed: int = 0,
-                      iterations: int = 0) -> None:
-    """``SyncStatus``: phase and the three counters, ``lastAppliedSpec`` from the live pod template."""
+                      iterations: int = 0, tracked: dict[str, str] | None = None) -> None:
+    """``SyncStatus``: phase, the three counters, ``lastAppliedSpec`` and ``trackedConfigs`` from the target."""
     changes: dict[str, Any] = {"phase": phase, "canaryWeight": weight, "failedChecks": failed,
-                               "iterations": iterations, "lastAppliedSpec": spec_hash,
-                               "trackedConfigs": ctx.status.get("trackedConfigs") or {}}  # fmt: skip
+                               "iterations": iterations, "lastAppliedSpec": spec_hash}  # fmt: skip
+    if tracked is not None:
+        # a merge patch cannot drop keys by omission: removed configs are written as null
+        old = ctx.status.get("trackedConfigs") or {}
+        changes["trackedConfigs"] = {**{k: None for k in old if k not in tracked}, **tracked}
     if phase == "Initialized":
         changes["lastPromotedSpec"] = spec_hash
     await write_status(ctx, changes)

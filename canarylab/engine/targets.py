@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from canarylab.engine.configs import Config, copy_to_primary, rewrite_to_primary
 from canarylab.engine.context import TickContext
 from canarylab.engine.fakes import copy_json
 from canarylab.engine.kinds import DEPLOYMENT, HPA, Obj
@@ -48,8 +49,8 @@ def selector_label(canary: Canary, deployment: Obj) -> tuple[str, str]:
                       f"[{' '.join(SELECTOR_LABELS)}]")
 
 
-def _primary_template(canary: Canary, deployment: Obj, label: str, value: str) -> Obj:
-    template = copy_json((deployment.get("spec") or {}).get("template") or {})
+def _primary_template(canary: Canary, deployment: Obj, label: str, value: str, cfgs: list[Config]) -> Obj:
+    template = rewrite_to_primary(copy_json((deployment.get("spec") or {}).get("template") or {}), cfgs)
     meta = template.setdefault("metadata", {})
     meta["labels"] = {**(meta.get("labels") or {}), label: f"{value}-primary"}
     # A fresh flagger-id forces the primary to roll, as Flagger does on every promotion.
@@ -57,7 +58,7 @@ def _primary_template(canary: Canary, deployment: Obj, label: str, value: str) -
     return template
 
 
-def build_primary(ctx: TickContext, deployment: Obj, label: str, value: str) -> Obj:
+def build_primary(ctx: TickContext, deployment: Obj, label: str, value: str, cfgs: list[Config]) -> Obj:
     """``<target>-primary`` as Flagger creates it (flagger-spec 3.1)."""
     canary = ctx.canary
     src = deployment.get("spec") or {}
@@ -70,7 +71,7 @@ def build_primary(ctx: TickContext, deployment: Obj, label: str, value: str) -> 
     spec: Obj = {
         "replicas": replicas if replicas > 0 else 1,
         "selector": {"matchLabels": {label: f"{value}-primary"}},
-        "template": _primary_template(canary, deployment, label, value),
+        "template": _primary_template(canary, deployment, label, value, cfgs),
     }
     for key in ("progressDeadlineSeconds", "minReadySeconds", "revisionHistoryLimit", "strategy"):
         if key in src:
@@ -81,12 +82,13 @@ def build_primary(ctx: TickContext, deployment: Obj, label: str, value: str) -> 
     }  # fmt: skip
 
 
-async def ensure_primary(ctx: TickContext, deployment: Obj, label: str, value: str) -> Obj:
-    """The primary Deployment, created when absent."""
+async def ensure_primary(ctx: TickContext, deployment: Obj, label: str, value: str, cfgs: list[Config]) -> Obj:
+    """The primary Deployment (and its ``-primary`` configs), created when absent."""
     c = ctx.canary
     primary = await ctx.cluster.get(DEPLOYMENT, c.namespace, f"{c.target}-primary")
     if primary is None:
-        primary = await ctx.cluster.create(build_primary(ctx, deployment, label, value))
+        await copy_to_primary(ctx, cfgs, owner_ref(ctx))
+        primary = await ctx.cluster.create(build_primary(ctx, deployment, label, value, cfgs))
     return primary
 
 
@@ -213,11 +215,12 @@ async def reconcile_primary_hpa(ctx: TickContext, *, init: bool) -> None:
         await ctx.cluster.patch(HPA, c.namespace, name, {"spec": spec})
 
 
-async def promote(ctx: TickContext, deployment: Obj, label: str, value: str) -> None:
-    """``Promote()``: copy the canary's pod template and rollout settings to the primary."""
+async def promote(ctx: TickContext, deployment: Obj, label: str, value: str, cfgs: list[Config]) -> None:
+    """``Promote()``: copy the canary's configs, pod template and rollout settings to the primary."""
     c = ctx.canary
     src = deployment.get("spec") or {}
-    spec: Obj = {"template": _primary_template(c, deployment, label, value)}
+    await copy_to_primary(ctx, cfgs, owner_ref(ctx))
+    spec: Obj = {"template": _primary_template(c, deployment, label, value, cfgs)}
     for key in ("progressDeadlineSeconds", "minReadySeconds", "revisionHistoryLimit", "strategy"):
         if key in src:
             spec[key] = copy_json(src[key])

@@ -7,12 +7,12 @@ Flagger's own rollback and promotion happen, so they take the same paths.
 
 from __future__ import annotations
 
-from canarylab.engine import hooks, routing, status, targets
+from canarylab.engine import configs, hooks, routing, status, targets
 from canarylab.engine.checks import providers_online, run_metric_checks
 from canarylab.engine.context import TickContext, template_hash
 from canarylab.engine.kinds import DEPLOYMENT, Obj
 from canarylab.engine.routing import RoutingError
-from canarylab.engine.services import initialize_services, reconcile_apex
+from canarylab.engine.services import discovered_ports, initialize_services, reconcile_apex
 from canarylab.engine.targets import TargetError
 
 ACTIVE = ("Progressing", "WaitingPromotion", "Promoting", "Finalising")
@@ -40,9 +40,16 @@ async def advance_canary(ctx: TickContext) -> None:
     except TargetError as err:
         await ctx.warn(str(err))
         return
+    try:
+        cfgs = await configs.target_configs(ctx, target)
+    except configs.ConfigError as err:
+        await ctx.warn(str(err))
+        return
+    tracked = configs.tracked(cfgs)
     initializing = ctx.phase in ("", "Initializing")
     # 3. canary and primary services
-    await initialize_services(ctx, label, value)
+    ports = discovered_ports(ctx, target) if c.spec.service.port_discovery else {}
+    await initialize_services(ctx, label, value, ports)
     # 4. metric providers online (non-blocking)
     if not c.skip_analysis and initializing:
         problem = await providers_online(ctx)
@@ -51,7 +58,7 @@ async def advance_canary(ctx: TickContext) -> None:
         else:
             await ctx.info("all the metrics providers are available!")
     # 6. the primary, and during initialization its readiness
-    await targets.ensure_primary(ctx, target, label, value)
+    await targets.ensure_primary(ctx, target, label, value, cfgs)
     if initializing and not c.skip_analysis:
         ready = await targets.primary_readiness(ctx)
         if not ready.ready:
@@ -64,7 +71,7 @@ async def advance_canary(ctx: TickContext) -> None:
         await ctx.warn(str(err))
         return
     # 8. the apex service selects the primary
-    await reconcile_apex(ctx, label, value)
+    await reconcile_apex(ctx, label, value, ports)
     # 9. the target waits at zero replicas
     if initializing:
         await targets.scale(ctx, c.target, 0)
@@ -74,11 +81,11 @@ async def advance_canary(ctx: TickContext) -> None:
     spec_hash = template_hash(target)
     # 11. initialization done
     if initializing:
-        await status.sync_status(ctx, "Initialized", spec_hash)
+        await status.sync_status(ctx, "Initialized", spec_hash, tracked=tracked)
         await ctx.info(f"Initialization done! {c.key}")
         return
     # 12. anything to do?
-    if not await _should_advance(ctx, spec_hash):
+    if not await _should_advance(ctx, spec_hash, cfgs):
         return
     # 13. the primary must be ready
     if not c.skip_analysis:
@@ -110,13 +117,13 @@ async def advance_canary(ctx: TickContext) -> None:
             return
         await ctx.info(f"New revision detected! Scaling up {c.target_key}", phase="Progressing")
         await targets.scale_from_zero(ctx, target)
-        await status.sync_status(ctx, "Progressing", spec_hash)
+        await status.sync_status(ctx, "Progressing", spec_hash, tracked=tracked)
         return
     # 16. a new revision during the analysis restarts it
-    if ctx.phase in ("Progressing", "WaitingPromotion") and _changed(ctx, spec_hash):
+    if ctx.phase in ("Progressing", "WaitingPromotion") and _changed(ctx, spec_hash, cfgs):
         await ctx.info(f"New revision detected! Restarting analysis for {c.target_key}")
         await routing.set_routes(ctx, 100, 0)
-        await status.sync_status(ctx, "Progressing", spec_hash)
+        await status.sync_status(ctx, "Progressing", spec_hash, tracked=tracked)
         return
     # 17. the canary must be ready (``target`` was read at step 2 of this tick)
     ready = await targets.canary_readiness(ctx, target)
@@ -127,7 +134,7 @@ async def advance_canary(ctx: TickContext) -> None:
         return
     # 18. skipAnalysis promotes straight away
     if c.skip_analysis:
-        await _skip_analysis(ctx, target, label, value)
+        await _skip_analysis(ctx, target, label, value, cfgs)
         return
     # 19. rollback hooks
     if ctx.phase in ("Progressing", "Waiting", "WaitingPromotion") and await hooks.rollback_requested(ctx):
@@ -158,7 +165,7 @@ async def advance_canary(ctx: TickContext) -> None:
     if ctx.notes.promote:
         ctx.notes.promote = False
         ctx.notice("manual promotion requested: skipping the remaining steps")
-        await _promote(ctx, target, label, value)
+        await _promote(ctx, target, label, value, cfgs)
         return
     # 23. pre-rollout hooks on the first step, the analysis afterwards
     if canary_weight == 0 and int(ctx.status.get("iterations", 0)) == 0:
@@ -171,15 +178,15 @@ async def advance_canary(ctx: TickContext) -> None:
         return
     # 24. the strategy moves the canary one step
     if c.strategy == "blue-green":
-        await _run_blue_green(ctx, target, label, value)
+        await _run_blue_green(ctx, target, label, value, cfgs)
     elif c.next_step_weight(canary_weight) > 0:
         if ctx.phase not in ("Promoting", "WaitingPromotion", "Finalising") \
                 and not await hooks.confirm_traffic_increase(ctx):
             return
-        await _run_canary(ctx, target, label, value, primary_weight, canary_weight)
+        await _run_canary(ctx, target, label, value, cfgs, primary_weight, canary_weight)
 
 
-def _changed(ctx: TickContext, spec_hash: str) -> bool:
+def _template_changed(ctx: TickContext, spec_hash: str) -> bool:
     """``hasSpecChanged``: a hash equal to the promoted spec is never a change (manual revert)."""
     applied = ctx.status.get("lastAppliedSpec", "")
     if not applied:
@@ -189,14 +196,23 @@ def _changed(ctx: TickContext, spec_hash: str) -> bool:
     return spec_hash != applied
 
 
-async def _should_advance(ctx: TickContext, spec_hash: str) -> bool:
+def _changed(ctx: TickContext, spec_hash: str, cfgs: list[configs.Config]) -> bool:
+    """``HasTargetChanged || HaveDependenciesChanged``."""
+    return _template_changed(ctx, spec_hash) or configs.changed(ctx.status, cfgs)
+
+
+async def _should_advance(ctx: TickContext, spec_hash: str, cfgs: list[configs.Config]) -> bool:
     if not ctx.status.get("lastAppliedSpec") or ctx.phase in ADVANCING:
         return True
-    changed = _changed(ctx, spec_hash)
-    if ctx.phase == "Failed" and ctx.status.get("lastAppliedSpec") != spec_hash:
+    changed = _changed(ctx, spec_hash, cfgs)
+    tracked = configs.tracked(cfgs)
+    if ctx.phase == "Failed" and (ctx.status.get("lastAppliedSpec") != spec_hash
+                                  or (ctx.status.get("trackedConfigs") or {}) != tracked):
         # Flagger re-syncs a failed canary's lastAppliedSpec, so re-applying the failed spec later
         # (after a manual revert) starts a new run.
-        await status.write_status(ctx, {"lastAppliedSpec": spec_hash})
+        old = ctx.status.get("trackedConfigs") or {}
+        await status.write_status(ctx, {"lastAppliedSpec": spec_hash, "trackedConfigs": {
+            **{k: None for k in old if k not in tracked}, **tracked}})
     return changed
 
 
@@ -211,7 +227,11 @@ async def rollback(ctx: TickContext) -> None:
     await targets.scale(ctx, c.target, 0)
     target = await ctx.cluster.get(DEPLOYMENT, c.namespace, c.target)
     spec_hash = template_hash(target) if target else str(ctx.status.get("lastAppliedSpec", ""))
-    await status.sync_status(ctx, "Failed", spec_hash)
+    try:
+        tracked: dict[str, str] | None = configs.tracked(await configs.target_configs(ctx, target or {}))
+    except configs.ConfigError:
+        tracked = None
+    await status.sync_status(ctx, "Failed", spec_hash, tracked=tracked)
     await hooks.post_rollout(ctx, "Failed")
 
 
@@ -224,14 +244,15 @@ async def _failed_promotion(ctx: TickContext, error: str) -> None:
     await hooks.post_rollout(ctx, "Failed")
 
 
-async def _promote(ctx: TickContext, target: Obj, label: str, value: str) -> None:
+async def _promote(ctx: TickContext, target: Obj, label: str, value: str, cfgs: list[configs.Config]) -> None:
     c = ctx.canary
     await ctx.info(f"Copying {c.target_key} template spec to {c.target}-primary.{c.namespace}")
-    await targets.promote(ctx, target, label, value)
+    await targets.promote(ctx, target, label, value, cfgs)
     await status.set_phase(ctx, "Promoting")
 
 
-async def _run_canary(ctx: TickContext, target: Obj, label: str, value: str, primary: int, canary: int) -> None:
+async def _run_canary(ctx: TickContext, target: Obj, label: str, value: str, cfgs: list[configs.Config],
+                      primary: int, canary: int) -> None:
     """``runCanary``: one weight step while below maxWeight (overshoot allowed), else promotion."""
     c = ctx.canary
     if canary < c.max_weight:
@@ -244,10 +265,11 @@ async def _run_canary(ctx: TickContext, target: Obj, label: str, value: str, pri
         return
     if not await hooks.confirm_promotion(ctx):
         return
-    await _promote(ctx, target, label, value)
+    await _promote(ctx, target, label, value, cfgs)
 
 
-async def _run_blue_green(ctx: TickContext, target: Obj, label: str, value: str) -> None:
+async def _run_blue_green(ctx: TickContext, target: Obj, label: str, value: str,
+                          cfgs: list[configs.Config]) -> None:
     """``runBlueGreen``: count iterations at weight 0, then all traffic to the canary, then promote."""
     c = ctx.canary
     n = c.analysis.iterations
@@ -257,7 +279,7 @@ async def _run_blue_green(ctx: TickContext, target: Obj, label: str, value: str)
         await ctx.info(f"Advance {c.key} canary iteration {i + 1}/{n}")
         return
     if n < i:
-        await _promote(ctx, target, label, value)
+        await _promote(ctx, target, label, value, cfgs)
         return
     if not await hooks.confirm_promotion(ctx):
         return
@@ -286,12 +308,13 @@ async def _promotion_traffic_shift(ctx: TickContext, primary: int, canary: int) 
             await status.set_weight(ctx, canary)
 
 
-async def _skip_analysis(ctx: TickContext, target: Obj, label: str, value: str) -> None:
+async def _skip_analysis(ctx: TickContext, target: Obj, label: str, value: str,
+                         cfgs: list[configs.Config]) -> None:
     """The skipAnalysis path (flagger-spec 2.13): promote at once, canary to zero, Succeeded."""
     c = ctx.canary
     await routing.set_routes(ctx, 100, 0)
     await ctx.info(f"Copying {c.target_key} template spec to {c.target}-primary.{c.namespace}")
-    await targets.promote(ctx, target, label, value)
+    await targets.promote(ctx, target, label, value, cfgs)
     try:
         await targets.reconcile_primary_hpa(ctx, init=False)
     except TargetError as err:

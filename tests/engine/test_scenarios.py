@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from canarylab.engine.events import CheckEvaluated, PhaseChanged, WeightChanged
 from canarylab.engine.fakes import MemoryCluster, rfc3339
-from canarylab.engine.kinds import DEPLOYMENT, HPA, TRAFFIC_SPLIT
+from canarylab.engine.kinds import CONFIG_MAP, DEPLOYMENT, HPA, SECRET, TRAFFIC_SPLIT
 from canarylab.engine.ports import MetricsError, NoValuesFound, WebhookResponse
 from tests.engine.conftest import Lab, canary, podinfo, with_hooks
 
@@ -489,3 +489,83 @@ async def test_phase_events_follow_the_status(lab: Lab) -> None:
 
 def test_memory_cluster_fixture_is_fresh_per_lab() -> None:
     assert Lab().cluster is not Lab().cluster and isinstance(Lab().cluster, MemoryCluster)
+
+
+# ------------------------------------------------------------------------------------ ports and configs
+
+
+def _with_ports(port: int = 9898, target_port: int | str | None = None) -> Lab:
+    dep = podinfo()
+    dep["spec"]["template"]["spec"]["containers"][0]["ports"] = [
+        {"name": "http", "containerPort": 9898}, {"name": "http-metrics", "containerPort": 8080},
+        {"containerPort": 8888}]
+    obj = canary()
+    obj["spec"]["service"] = {"port": port, "portDiscovery": True}
+    if target_port is not None:
+        obj["spec"]["service"]["targetPort"] = target_port
+    return Lab(obj, deployment=dep)
+
+
+def _ports(lab: Lab, name: str) -> list[tuple[str, int, object]]:
+    svc = lab.service(name)
+    assert svc is not None
+    return [(p["name"], p["port"], p["targetPort"]) for p in svc["spec"]["ports"]]
+
+
+async def test_4_port_discovery_exposes_every_container_port() -> None:
+    lab = _with_ports()
+    await lab.initialized()
+    expected = [("http", 9898, 9898), ("http-metrics", 8080, 8080), ("tcp-podinfod-2", 8888, 8888)]
+    assert _ports(lab, "podinfo-canary") == expected
+    assert _ports(lab, "podinfo") == expected
+    lab = _with_ports(port=80, target_port=9898)
+    await lab.initialized()
+    assert _ports(lab, "podinfo-canary")[0] == ("http", 80, 9898)
+    lab = _with_ports(port=8080, target_port="http")
+    await lab.initialized()
+    assert _ports(lab, "podinfo-canary")[0] == ("http", 8080, "http")
+
+
+def _with_configs() -> Lab:
+    dep = podinfo()
+    pod = dep["spec"]["template"]["spec"]
+    pod["volumes"] = [{"name": "cfg", "configMap": {"name": "cfg"}}, {"name": "off", "configMap": {"name": "off"}}]
+    pod["containers"][0]["envFrom"] = [{"secretRef": {"name": "sec"}}]
+    cfg = CONFIG_MAP.new("test", "cfg", data={"color": "blue"})
+    off = CONFIG_MAP.new("test", "off", data={"x": "1"})
+    off["metadata"]["annotations"] = {"flagger.app/config-tracking": "disabled"}
+    sec = SECRET.new("test", "sec", type="Opaque", data={"token": "czNjcmV0"})
+    return Lab(deployment=dep, extra=[cfg, off, sec])
+
+
+async def test_6_tracked_configs_are_copied_for_the_primary() -> None:
+    lab = _with_configs()
+    await lab.initialized()
+    assert lab.cluster.get_now(CONFIG_MAP, "test", "cfg-primary")["data"] == {"color": "blue"}  # type: ignore[index]
+    assert lab.cluster.get_now(SECRET, "test", "sec-primary")["data"] == {"token": "czNjcmV0"}  # type: ignore[index]
+    assert lab.cluster.get_now(CONFIG_MAP, "test", "off-primary") is None
+    pod = lab.deployment("podinfo-primary")["spec"]["template"]["spec"]
+    assert [v.get("configMap", {}).get("name") for v in pod["volumes"]] == ["cfg-primary", "off"]
+    assert pod["containers"][0]["envFrom"] == [{"secretRef": {"name": "sec-primary"}}]
+    assert set(lab.status["trackedConfigs"]) == {"configmap/cfg", "secret/sec"}
+
+
+async def test_8_a_config_change_starts_a_run_and_promotion_carries_the_new_data() -> None:
+    lab = _with_configs()
+    await lab.initialized()
+    lab.cluster.patch_now(CONFIG_MAP, "test", "cfg", {"data": {"color": "green"}})
+    await lab.tick()
+    assert lab.phase == "Progressing"
+    assert "New revision detected! Scaling up podinfo.test" in lab.messages()
+    for _ in range(10):
+        await lab.tick()
+    assert lab.phase == "Succeeded"
+    assert lab.cluster.get_now(CONFIG_MAP, "test", "cfg-primary")["data"] == {"color": "green"}  # type: ignore[index]
+
+
+async def test_a_missing_mandatory_config_is_reported() -> None:
+    dep = podinfo()
+    dep["spec"]["template"]["spec"]["volumes"] = [{"name": "c", "configMap": {"name": "nope"}}]
+    lab = Lab(deployment=dep)
+    await lab.tick()
+    assert lab.warnings() == ['ConfigMap nope.test get query error: configmaps "nope" not found']
