@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.kube (the fixed kmock server)
 
-from canarylab.engine.events import EngineEvent, KubeEvent
+from canarylab.engine.events import EngineEvent, EngineNotice, KubeEvent
 from canarylab.engine.fakes import FakeMetrics
 from canarylab.engine.kinds import CANARY, DEPLOYMENT
 from canarylab.kube.cluster import KubeCluster
@@ -37,11 +37,11 @@ def image_of(obj: dict[str, object]) -> str:
     return str(obj["spec"]["template"]["spec"]["containers"][0]["image"])  # type: ignore[index]
 
 
-async def until(check: object, timeout: float) -> None:
+async def until(check: object, timeout: float, notes: list[str]) -> None:
     deadline = time.monotonic() + timeout
     while not check():  # type: ignore[operator]
         if time.monotonic() > deadline:
-            raise TimeoutError("the engine did not get there in time")
+            raise SystemExit("the engine did not get there in time; what it said:\n  " + "\n  ".join(notes))
         await asyncio.sleep(0.005)
 
 
@@ -70,10 +70,13 @@ async def measure_watch(kube: KubeCluster, bumps: int) -> list[float]:
 async def measure_engine(server: ApiServer, kubeconfig: Path, bumps: int) -> list[float]:
     """Delay from an image bump to the engine's "New revision detected!" event, ``bumps`` times."""
     seen: list[float] = []
+    notes: list[str] = []
 
     def on_event(event: EngineEvent) -> None:
         if isinstance(event, KubeEvent) and event.message.startswith("New revision detected!"):
             seen.append(time.monotonic())
+        if isinstance(event, KubeEvent | EngineNotice):
+            notes.append(f"{type(event).__name__}: {event.message}")
 
     lab = KubeLab("kmock", ["test"], kubeconfig=str(kubeconfig), metrics=FakeMetrics.healthy(), speed=1.0,
                   log=lambda line: None)
@@ -83,13 +86,13 @@ async def measure_engine(server: ApiServer, kubeconfig: Path, bumps: int) -> lis
     delays = []
     try:
         await until(lambda: (server.objects(CANARY, "test")[0].get("status") or {}).get("phase") == "Initialized",
-                    10)
+                    30, notes)
         for i in range(bumps):
             await asyncio.sleep(0.05)  # the engine is asleep on its 30 s interval
             before = len(seen)
             start = time.monotonic()
             await lab.set_image("test", "podinfo", "podinfod", f"stefanprodan/podinfo:bench-{i}")
-            await until(lambda before=before: len(seen) > before, 5)  # type: ignore[misc]
+            await until(lambda before=before: len(seen) > before, 5, notes)  # type: ignore[misc]
             delays.append(seen[before] - start)
     finally:
         await lab.stop()
