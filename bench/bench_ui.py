@@ -21,7 +21,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
+    return subprocess.run(["tmux", "-L", SESSION, *args], check=True, capture_output=True, text=True).stdout
 
 
 def screen() -> str:
@@ -83,7 +83,7 @@ def main() -> int:
         tmux("send-keys", "-t", SESSION, "q")
         time.sleep(0.5)
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
+        subprocess.run(["tmux", "-L", SESSION, "kill-server"], capture_output=True)
     print(f"time to first frame      {first_frame:6.2f} s    (target < 1.5 s)")
     print(f"canary initialized shown {canary_shown:6.2f} s")
     print(f"CPU idle                 {idle:6.1f} %    (target < 3 %)")

@@ -1,0 +1,78 @@
+"""The demo in a real terminal (tmux): it draws, reacts to keys, and quits cleanly.
+
+Textual draws on stderr, so nothing is redirected: tmux's pane is the terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SESSION = f"canarylab-ui-test-{os.getpid()}"
+
+
+def tmux(*args: str) -> str:
+    # A private server (-L): other tmux users on the machine cannot change its options or sizes.
+    return subprocess.run(["tmux", "-L", SESSION, *args], check=True, capture_output=True, text=True,
+                          timeout=10).stdout
+
+
+def pane() -> str:
+    return tmux("capture-pane", "-p", "-t", SESSION)
+
+
+def wait_for(text: str, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        screen = pane()
+        if text in screen:
+            return screen
+        time.sleep(0.1)
+    raise AssertionError(f"{text!r} not on screen after {timeout}s:\n{pane()}")
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[None]:
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is needed for the real-terminal test (apt-get install tmux)")
+    exe = Path(sys.executable).with_name("canarylab")
+    # `; echo` shows the exit status once the app is gone; `sleep` keeps the pane readable for the test.
+    command = f"cd {tmp_path} && {exe} demo --speed 20; echo canarylab-exited=$?; sleep 30"
+    tmux("new-session", "-d", "-s", SESSION, "-x", "120", "-y", "40", command)
+    try:
+        yield
+    finally:
+        subprocess.run(["tmux", "-L", SESSION, "kill-server"], capture_output=True, timeout=10)
+
+
+def test_the_demo_runs_in_a_terminal_ships_on_b_and_quits_on_q(demo: None) -> None:
+    # the seed's canary opens on its detail with the walkthrough hint
+    wait_for("press b to ship 3.1.1")
+    screen = wait_for("Initialized")
+    assert tmux("display", "-p", "-t", SESSION, "#{window_width}x#{window_height}").strip() == "120x40"
+    assert "canarylab" in screen and "simulated lab" in screen and "TrafficSplit podinfo" in screen
+    # b opens the modal with the next tag; Enter ships it
+    tmux("send-keys", "-t", SESSION, "b")
+    wait_for("stefanprodan/podinfo:3.1.1", timeout=10)
+    tmux("send-keys", "-t", SESSION, "Enter")
+    screen = wait_for("canary weight 10")
+    assert "Progressing" in screen and "podinfo:3.1.1 canary" in screen
+    # ? shows the keys; Escape closes them
+    tmux("send-keys", "-t", SESSION, "?")
+    wait_for("canarylab keys", timeout=10)
+    tmux("send-keys", "-t", SESSION, "Escape")
+    deadline = time.monotonic() + 10
+    while "canarylab keys" in pane():  # a key right after Escape would read as alt+key
+        assert time.monotonic() < deadline, "Escape did not close the help"
+        time.sleep(0.1)
+    # q quits cleanly: exit status 0 and the terminal restored (no traceback)
+    tmux("send-keys", "-t", SESSION, "q")
+    screen = wait_for("canarylab-exited=", timeout=15)
+    assert "canarylab-exited=0" in screen and "Traceback" not in screen
