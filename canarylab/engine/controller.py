@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import marshal
 import time
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -148,13 +148,14 @@ class Engine:
         try:
             async with asyncio.TaskGroup() as group:
                 if self.readonly:
-                    group.create_task(self._observe_canaries())
-                    group.create_task(self._observe_routes(TRAFFIC_SPLIT))
-                    group.create_task(self._observe_routes(HTTP_ROUTE))
-                    group.create_task(self._observe_events())
+                    group.create_task(self._keep_watching("Canaries", self._observe_canaries))
+                    group.create_task(self._keep_watching("TrafficSplits",
+                                                          lambda: self._observe_routes(TRAFFIC_SPLIT)))
+                    group.create_task(self._keep_watching("HTTPRoutes", lambda: self._observe_routes(HTTP_ROUTE)))
+                    group.create_task(self._keep_watching("Events", self._observe_events))
                 else:
-                    group.create_task(self._watch_canaries())
-                    group.create_task(self._watch_targets())
+                    group.create_task(self._keep_watching("Canaries", self._watch_canaries))
+                    group.create_task(self._keep_watching("Deployments", self._watch_targets))
         finally:
             tasks = [s.task for s in self._slots.values() if s.task is not None]
             for task in tasks:
@@ -162,6 +163,22 @@ class Engine:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+    async def _keep_watching(self, what: str, watch: Callable[[], Awaitable[None]]) -> None:
+        """Run one watch loop; when the API fails, say so (once per outage) and try again."""
+        delay = 1.0
+        warned = False
+        while True:
+            try:
+                await watch()
+                return
+            except ClusterError as err:
+                if not warned:
+                    self.emit(EngineNotice(time=self.clock.now(), namespace="", name="", level="warning",
+                                           message=f"watching {what} failed: {err}; retrying"))
+                    warned = True
+                await self.clock.sleep(delay)
+                delay = min(30.0, delay * 2)
 
     async def send(self, command: Command) -> None:
         """Apply a command (:mod:`canarylab.engine.commands`); raises :class:`EngineError` if not applicable."""

@@ -16,6 +16,7 @@ from canarylab.engine.events import (
     CanaryProblem,
     CanaryRemoved,
     EngineEvent,
+    EngineNotice,
     KubeEvent,
     PhaseChanged,
     StatusChanged,
@@ -23,6 +24,7 @@ from canarylab.engine.events import (
 )
 from canarylab.engine.fakes import FakeMetrics, FakeWebhooks, MemoryCluster
 from canarylab.engine.kinds import CANARY, DEPLOYMENT, TRAFFIC_SPLIT, Obj
+from canarylab.engine.ports import ClusterError
 from canarylab.manifests import seed_lab
 from tests.engine.conftest import canary, podinfo, with_hooks
 
@@ -324,4 +326,25 @@ async def test_a_new_interval_takes_effect_at_once_other_spec_edits_at_the_next_
     took = await run.until(
         lambda: run.cluster.get_now(CANARY, "test", "podinfo")["status"]["canaryWeight"] == 30)  # type: ignore[index]
     assert 19 <= took <= 21
+    await run.stop()
+
+
+@virtual
+async def test_a_failing_watch_is_reported_once_and_retried() -> None:
+    class Flaky(MemoryCluster):
+        failures = 3
+
+        async def watch(self, kind, namespace=None):  # type: ignore[no-untyped-def,override]
+            if kind.kind == "Canary" and Flaky.failures > 0:
+                Flaky.failures -= 1
+                raise ClusterError("connection refused")
+            async for ev in super().watch(kind, namespace):
+                yield ev
+
+    cluster = Flaky(LoopClock(epoch=EPOCH), instant_ready=True)
+    run = Run([podinfo(), canary()], cluster=cluster)
+    run.start()
+    await run.until(lambda: run.phase() == "Initialized", limit=60)
+    notices = [e for e in run.events if isinstance(e, EngineNotice) and "watching Canaries failed" in e.message]
+    assert len(notices) == 1
     await run.stop()
