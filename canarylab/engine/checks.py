@@ -54,6 +54,7 @@ DURATION_QUERY = """histogram_quantile(
 )"""
 
 _ACTION = re.compile(r"{{-?\s*(.*?)\s*-?}}")
+_seconds = functools.lru_cache(maxsize=1024)(parse_duration)  # the same few intervals, every tick
 
 
 class RenderError(Exception):
@@ -97,7 +98,7 @@ def builtin_query(ctx: TickContext, metric: CanaryMetric) -> MetricQuery:
     interval = metric.interval or "1m"
     query = _builtin_text(metric.name, c.namespace, c.target, interval)
     return MetricQuery(metric=metric.name, query=query, namespace=c.namespace, target=c.target, interval=interval,
-                       interval_seconds=parse_duration(interval), builtin=metric.name,
+                       interval_seconds=_seconds(interval), builtin=metric.name,
                        address=c.spec.metrics_server or ctx.metrics_server)  # fmt: skip
 
 
