@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import marshal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -72,36 +73,50 @@ class CanaryState:
     router: str
 
 
-@dataclass
 class _Slot:
-    """Everything the engine keeps about one Canary."""
+    """Everything the engine keeps about one Canary.
 
-    namespace: str
-    name: str
-    obj: Obj
-    canary: Canary | None = None
-    problem: str | None = None
-    notes: RunNotes = field(default_factory=RunNotes)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    task: asyncio.Task[None] | None = None
-    target_hash: str | None = None
-    generation: int | None = None
-    parsed_key: bytes | None = None
-    parsed: Canary | None = None
+    The last Canary object is kept marshal'd (``obj`` loads a private copy): a thousand canaries then leave
+    almost nothing for the cyclic garbage collector to scan, and the few fields read on every tick are
+    kept aside.
+    """
+
+    def __init__(self, namespace: str, name: str, obj: Obj) -> None:
+        self.namespace = namespace
+        self.name = name
+        self.canary: Canary | None = None
+        self.problem: str | None = None
+        self.notes = RunNotes()
+        self.wake = asyncio.Event()
+        self.lock = asyncio.Lock()
+        self.task: asyncio.Task[None] | None = None
+        self.target_hash: str | None = None
+        self.generation: int | None = None
+        self.parsed_key: bytes | None = None
+        self.parsed: Canary | None = None
+        self._raw = b""
+        self.paused = False
+        self.phase = ""
+        self.obj = obj
+
+    @property
+    def obj(self) -> Obj:
+        """The Canary as last seen (a private copy)."""
+        return marshal.loads(self._raw)
+
+    @obj.setter
+    def obj(self, value: Obj) -> None:
+        annotations = (value.get("metadata") or {}).get("annotations") or {}
+        self.paused = str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true"
+        self.phase = str((value.get("status") or {}).get("phase") or "")
+        try:
+            self._raw = marshal.dumps(value)
+        except ValueError:  # a value YAML produced that is not JSON (a date): keep it as text
+            self._raw = marshal.dumps(json.loads(json.dumps(value, default=str)))
 
     @property
     def key(self) -> str:
         return f"{self.name}.{self.namespace}"
-
-    @property
-    def paused(self) -> bool:
-        annotations = (self.obj.get("metadata") or {}).get("annotations") or {}
-        return str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true"
-
-    @property
-    def phase(self) -> str:
-        return str((self.obj.get("status") or {}).get("phase") or "")
 
 
 class Engine:
