@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from canarylab.engine.events import CheckEvaluated, PhaseChanged, WeightChanged
+from canarylab.engine.events import CheckEvaluated, PhaseChanged, WebhookResult, WeightChanged
 from canarylab.engine.fakes import MemoryCluster, rfc3339
-from canarylab.engine.kinds import CONFIG_MAP, DEPLOYMENT, HPA, SECRET, TRAFFIC_SPLIT
+from canarylab.engine.kinds import CONFIG_MAP, DEPLOYMENT, HPA, HTTP_ROUTE, SECRET, TRAFFIC_SPLIT
 from canarylab.engine.ports import MetricsError, NoValuesFound, WebhookResponse
 from tests.engine.conftest import Lab, canary, podinfo, with_hooks
 
@@ -569,3 +569,28 @@ async def test_a_missing_mandatory_config_is_reported() -> None:
     lab = Lab(deployment=dep)
     await lab.tick()
     assert lab.warnings() == ['ConfigMap nope.test get query error: configmaps "nope" not found']
+
+
+async def test_gateway_api_provider_routes_with_an_httproute() -> None:
+    obj = canary()
+    obj["spec"]["provider"] = "gatewayapi:v1beta1"
+    obj["spec"]["service"]["gatewayRefs"] = [{"group": "core", "kind": "Service", "name": "podinfo", "port": 9898}]
+    lab = Lab(obj)
+    await lab.progressing()
+    await lab.tick()
+    route = lab.cluster.get_now(HTTP_ROUTE, "test", "podinfo")
+    assert route is not None and lab.cluster.get_now(TRAFFIC_SPLIT, "test", "podinfo") is None
+    assert route["spec"]["parentRefs"] == [{"group": "core", "kind": "Service", "name": "podinfo", "port": 9898}]
+    backends = route["spec"]["rules"][0]["backendRefs"]
+    assert [(b["name"], b["weight"]) for b in backends] == [("podinfo-primary", 90), ("podinfo-canary", 10)]
+    assert lab.engine.canary_states()[0].router == "HTTPRoute"
+
+
+async def test_every_webhook_call_is_reported_with_its_outcome() -> None:
+    lab = Lab(with_hooks({"name": "acceptance", "type": "pre-rollout", "url": "http://tester/"}))
+    lab.webhooks.set("acceptance", [WebhookResponse(ok=False, status=500, error="exit 1"), 200])
+    await lab.progressing()
+    await lab.tick(2)
+    results = [(r.hook, r.type, r.ok, r.status, r.message) for r in lab.of(WebhookResult)]
+    assert results == [("acceptance", "pre-rollout", False, 500, "exit 1"),
+                       ("acceptance", "pre-rollout", True, 200, "")]
