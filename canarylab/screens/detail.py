@@ -87,7 +87,8 @@ class DetailScreen(Screen[None]):
         history = view.history.of(namespace, name)
         phase = phase_text(state) if state else "unknown"
         icon, _ = look(state.phase if state else "")
-        self.query_one(LabHeader).show(view.title, view.engine, f"{namespace}/{name} {icon} {phase}", view.now)
+        gate = f" · gate {state.waiting_gate}" if state and state.waiting_gate else ""
+        self.query_one(LabHeader).show(view.title, view.engine, f"{namespace}/{name} {icon} {phase}{gate}", view.now)
         if state is not None:
             primary_image = workloads.primary.image if workloads else ""
             canary_image = workloads.canary.image if workloads else ""

@@ -160,3 +160,43 @@ async def test_the_keymap_remaps_a_key_in_footer_help_and_action(make_app: MakeA
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
         assert "^b" in screen_text(app) or "ctrl+b" in screen_text(app)
+
+
+async def test_g_opens_the_promotion_gate_the_canary_waits_at(make_app: MakeApp, tmp_path: Path) -> None:
+    # given the seed Canary with a confirm-promotion gate on the loadtester (closed until opened)
+    import yaml
+
+    from canarylab.manifests import bootstrap_documents
+
+    canary = bootstrap_documents("workloads", "podinfo-canary.yaml")[0]
+    canary["spec"]["analysis"]["webhooks"].append(
+        {"name": "ask-promotion", "type": "confirm-promotion", "url": "http://flagger-loadtester.test/gate/check"}
+    )
+    path = tmp_path / "gated.yaml"
+    path.write_text(yaml.safe_dump(canary))
+    app = make_app(files=(str(path),))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ship(app, pilot)
+        # when the analysis reaches the top, it waits at the gate, marked on screen
+        await until(pilot, lambda: phase(app) == "WaitingPromotion", "the promotion gate", timeout=90)
+        await until(pilot, lambda: "waiting at gate ask-promotion: press g to open it" in screen_text(app), "the hint")
+        assert "gate ask-promotion" in screen_text(app).splitlines()[0]  # in the header too
+        # then g opens it and the canary is promoted
+        await pilot.press("g")
+        await until(pilot, lambda: phase(app) == "Succeeded", "the promotion after the gate", timeout=90)
+
+
+async def test_space_pauses_and_resumes_the_analysis(make_app: MakeApp) -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ship(app, pilot)
+        await until(pilot, lambda: weight(app) >= 5, "the analysis to start", timeout=60)
+        await pilot.press("space")
+        await until(pilot, lambda: app.lab.engine.canary_states()[0].paused, "the pause")
+        await until(pilot, lambda: "analysis paused: press space to resume" in screen_text(app), "the paused hint")
+        paused_at, since = weight(app), app.lab.clock.now()
+        # three analysis intervals of lab time: a running analysis would have moved
+        await until(pilot, lambda: app.lab.clock.now() > since + 90, "90 lab seconds")
+        assert weight(app) == paused_at
+        await pilot.press("space")
+        await until(pilot, lambda: weight(app) > paused_at, "the analysis to go on", timeout=60)
