@@ -261,12 +261,14 @@ class Engine:
 
     async def _tick(self, slot: _Slot, obj: Obj) -> None:
         async with slot.lock:
-            slot.obj = obj
-            if slot.paused:
+            annotations = (obj.get("metadata") or {}).get("annotations") or {}
+            if str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true":
+                slot.obj = obj
                 return
             try:
                 canary = self._parse(slot, obj)
             except SpecError as err:
+                slot.obj = obj
                 await self._problem(slot, str(err))
                 return
             if slot.problem is not None:
@@ -285,16 +287,21 @@ class Engine:
                 self._notice(slot, f"tick failed: {type(err).__name__}: {err}", "error")
             finally:
                 self.tick_cpu += time.process_time() - started
-            slot.obj = {**obj, "status": dict(canary.status)}
+                slot.obj = {**obj, "status": dict(canary.status)}
 
     @staticmethod
     def _parse(slot: _Slot, obj: Obj) -> Canary:
         """The parsed Canary; validation runs again only when the spec changed (most ticks reuse it)."""
         meta = obj.get("metadata") or {}
-        try:
-            key: bytes | None = marshal.dumps((meta.get("name"), meta.get("namespace"), obj.get("spec")))
-        except ValueError:
-            key = None
+        key: bytes | None
+        if meta.get("uid") and meta.get("generation"):
+            # the API server bumps generation on every spec change: (uid, generation) names one spec
+            key = f"{meta['uid']}/{meta['generation']}".encode()
+        else:
+            try:
+                key = marshal.dumps((meta.get("name"), meta.get("namespace"), obj.get("spec")))
+            except ValueError:
+                key = None
         if key is not None and key == slot.parsed_key and slot.parsed is not None:
             return slot.parsed.model_copy(update={"status": dict(obj.get("status") or {})})
         canary = parse_canary(obj)
