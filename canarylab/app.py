@@ -124,6 +124,7 @@ class CanaryLabApp(App[None]):
     def _coalesce(self) -> None:
         """Coalesce: fold buffered events, take a state snapshot, repaint the visible screen once."""
         events = self._fold()
+        self._check_lab()
         states = self.lab.engine.canary_states() if self._started else []
         if states != self._states:
             self._states = states
@@ -149,6 +150,18 @@ class CanaryLabApp(App[None]):
         events, self._pending[:] = list(self._pending), []
         self.history.feed(events)
         return events
+
+    def _check_lab(self) -> None:
+        """Say so when the engine (or a lab controller) died, instead of showing a frozen lab as running."""
+        failed_task = getattr(self.lab, "failed_task", None)
+        if self._engine_text != "running" or not callable(failed_task):
+            return
+        error = failed_task()
+        if error is not None:
+            self._engine_text = "stopped"
+            self._dirty = True
+            self.notify(f"{type(error).__name__}: {error}", title="the engine stopped", severity="error",
+                        timeout=60)
 
     def lab_screen(self) -> OverviewScreen | DetailScreen | None:
         """The overview or detail on top of the stack, also while a modal covers it (it keeps updating)."""
@@ -369,7 +382,7 @@ class CanaryLabApp(App[None]):
         """Every key's action in the command palette too (hidden ones stay hidden)."""
         yield from super().get_system_commands(screen)
         for k in keys.KEYS:
-            if k.id in ("quit", "help") or not self.check_action(k.action, ()):
+            if k.id == "quit" or not self.check_action(k.action, ()):  # Quit is among Textual's own
                 continue
             yield SystemCommand(k.description, k.help, _runner(self, k.action))
 

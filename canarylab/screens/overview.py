@@ -59,7 +59,7 @@ class OverviewScreen(Screen[None]):
         """Redraw from the latest snapshot."""
         self._view = view
         table = self.query_one(CanaryTable)
-        table.show(view.states)
+        table.show(view.states, view.now)
         count = f"{len(view.states)} canar{'y' if len(view.states) == 1 else 'ies'}"
         self.query_one(LabHeader).show(view.title, view.engine, count, view.now)
         sort = f"sorted by {table.sort_by}" + (f" · filter '{table.filter}'" if table.filter else "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -14,7 +15,7 @@ from canarylab.widgets.status import look, needs_attention, phase_text
 if TYPE_CHECKING:
     from canarylab.engine.controller import CanaryState
 
-COLUMNS = ("", "NAMESPACE", "NAME", "STATUS", "WEIGHT", "FAILEDCHECKS", "LASTTRANSITIONTIME")
+COLUMNS = ("", "NAMESPACE", "NAME", "STATUS", "WEIGHT", "FAILEDCHECKS", "LASTTRANSITION")
 SORT_KEYS = ("attention", "namespace", "name", "status", "weight", "failed", "transition")
 
 
@@ -32,6 +33,15 @@ def sort_and_filter(states: Sequence[CanaryState], sort: str, text: str) -> list
         "transition": lambda s: (s.last_transition_time or "", s.namespace, s.name),
     }
     return sorted(rows, key=keys.get(sort, keys["namespace"]))
+
+
+def transition_text(stamp: str | None, now: float | None) -> str:
+    """``lastTransitionTime`` as ``21:22:35`` when it is today (lab time), else in full; ``-`` when unset."""
+    if not stamp:
+        return "-"
+    if now is not None and stamp.startswith(time.strftime("%Y-%m-%dT", time.gmtime(now))) and len(stamp) >= 19:
+        return stamp[11:19]
+    return stamp
 
 
 class CanaryTable(DataTable[str | Text]):
@@ -60,11 +70,11 @@ class CanaryTable(DataTable[str | Text]):
         for label, key in zip(COLUMNS, SORT_KEYS, strict=True):
             self.add_column(label, key=key)
 
-    def show(self, states: Sequence[CanaryState]) -> None:
+    def show(self, states: Sequence[CanaryState], now: float | None = None) -> None:
         """Redraw the rows (only when something visible changed), keeping the cursor's Canary."""
         rows = sort_and_filter(states, self.sort_by, self.filter)
         shown = [(s.namespace, s.name, phase_text(s), s.canary_weight, s.failed_checks, s.threshold,
-                  s.last_transition_time, needs_attention(s), s.waiting_gate) for s in rows]
+                  transition_text(s.last_transition_time, now), needs_attention(s), s.waiting_gate) for s in rows]
         if shown == self._shown:
             return
         self._shown = shown
@@ -77,12 +87,12 @@ class CanaryTable(DataTable[str | Text]):
             attention = needs_attention(s)
             status = phase_text(s) + (f" · gate {s.waiting_gate}" if s.waiting_gate else "")
             self.add_row(
-                Text("!" if attention else " ", self.get_component_rich_style("canary-table--attention")),
+                Text("!" if attention else " ", self.get_component_rich_style("canary-table--attention", partial=True)),
                 s.namespace, s.name,
-                Text(f"{icon} {status}", self.get_component_rich_style(f"canary-table--{role}")),
+                Text(f"{icon} {status}", self.get_component_rich_style(f"canary-table--{role}", partial=True)),
                 str(s.canary_weight),
                 f"{s.failed_checks}/{s.threshold}",
-                s.last_transition_time or "-",
+                transition_text(s.last_transition_time, now),
                 key=f"{s.namespace}/{s.name}",
             )  # fmt: skip
         if selected is not None and selected in {f"{s.namespace}/{s.name}" for s in rows}:

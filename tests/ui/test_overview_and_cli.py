@@ -53,7 +53,7 @@ async def test_the_overview_lists_filters_sorts_and_opens_canaries(make_app: Mak
         await until(pilot, lambda: "2 of 2 canaries" in screen_text(app), "both rows")
         assert isinstance(app.screen, OverviewScreen)
         text = screen_text(app)
-        assert "NAMESPACE" in text and "LASTTRANSITIONTIME" in text
+        assert "NAMESPACE" in text and "LASTTRANSITION" in text
         assert "shop" in text and "frontend" in text and "podinfo" in text
         # when sorted by name, frontend comes first
         table = app.screen.query_one(CanaryTable)
