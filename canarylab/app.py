@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
@@ -403,6 +404,7 @@ def _runner(app: App[Any], action: str) -> Callable[[], Awaitable[None]]:
 
 async def _serve(lab: Lab, keymap: Mapping[str, str]) -> None:
     """Start the lab before the TUI (so its errors are printed plainly), run the TUI, stop the lab."""
+    print(f"canarylab: starting the {lab.title}…", file=sys.stderr, flush=True)
     try:
         await lab.start()
     except (ClusterError, OSError) as err:

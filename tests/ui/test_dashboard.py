@@ -200,3 +200,18 @@ async def test_space_pauses_and_resumes_the_analysis(make_app: MakeApp) -> None:
         assert weight(app) == paused_at
         await pilot.press("space")
         await until(pilot, lambda: weight(app) > paused_at, "the analysis to go on", timeout=60)
+
+
+async def test_every_action_is_in_the_command_palette(make_app: MakeApp) -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: phase(app) == "Initialized", "the canary")
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Ship", "Fault", "Roll back", "Promote", "Pause/resume", "Open gate", "Filter", "Export",
+                "Help", "Quit"} <= titles
+        # when Ship is picked from the palette, the bump modal opens as with b
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Ship")
+        await until(pilot, lambda: "Bump the target" in screen_text(app), "the palette entry")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, BumpImageScreen), "the bump modal from the palette")
