@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+ANSWERS = Path(__file__).resolve().parent / "answers"
+"""Prometheus answers recorded by ``record_answers.py`` (and one API-server proxy error)."""
+
 
 @dataclass
 class Answer:
@@ -56,12 +59,6 @@ def vector(*values: str, metric: dict[str, str] | None = None) -> dict[str, obje
     """A Prometheus instant-vector answer with one sample per value (values as Prometheus writes them)."""
     result = [{"metric": metric or {}, "value": [1_700_000_000.123, v]} for v in values]
     return {"status": "success", "data": {"resultType": "vector", "result": result}}
-
-
-def matrix(*values: str) -> dict[str, object]:
-    """A range-vector answer (what ``metric[1m]`` returns)."""
-    samples = [[1_700_000_000 + i, v] for i, v in enumerate(values)]
-    return {"status": "success", "data": {"resultType": "matrix", "result": [{"metric": {}, "values": samples}]}}
 
 
 @contextmanager

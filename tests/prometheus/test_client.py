@@ -7,6 +7,7 @@ it (flagger-spec 5.3): a value, "no values found", or an error whose message rea
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 
 import httpx
@@ -14,7 +15,14 @@ import pytest
 
 from canarylab.engine.ports import MetricQuery, Metrics, MetricsError, NoValuesFound
 from canarylab.prometheus import QUERY_TIMEOUT, PrometheusClient, free_port
-from tests.prometheus.servers import Answer, RecordingServer, matrix, recording_server, self_signed_cert, vector
+from tests.prometheus.servers import (
+    ANSWERS,
+    Answer,
+    RecordingServer,
+    recording_server,
+    self_signed_cert,
+    vector,
+)
 
 
 def metric_query(query: str = "sum(up)", **kwargs: object) -> MetricQuery:
@@ -32,33 +40,39 @@ async def test_the_client_is_a_metrics_provider() -> None:
 
 
 # ------------------------------------------------------------------------------------------ result rules
+# Answers recorded from Prometheus 2.42 (tests/prometheus/record_answers.py), served as they came.
+
+
+def recorded(case: str) -> Answer:
+    """A recorded answer from ``answers/<case>.json``."""
+    record = json.loads((ANSWERS / f"{case}.json").read_text())
+    return Answer(record["status"], record["body"])
+
+
+async def ask(api: RecordingServer, case: str) -> float:
+    """Serve the recorded ``case`` and ask the client for the value, as the engine does."""
+    api.answer = recorded(case)
+    async with PrometheusClient(api.url) as client:
+        return await client.query(metric_query())
 
 
 async def test_a_vector_sample_is_the_value(api: RecordingServer) -> None:
-    api.answer_json(vector("99.5"))
-    async with PrometheusClient(api.url) as client:
-        assert await client.query(metric_query()) == 99.5
+    assert await ask(api, "vector") == 99.5
 
 
 async def test_with_several_samples_the_last_one_wins(api: RecordingServer) -> None:
-    api.answer_json(vector("1", "2", "3.25"))
-    async with PrometheusClient(api.url) as client:
-        assert await client.query(metric_query()) == 3.25
+    assert await ask(api, "several") == 2.0
 
 
-@pytest.mark.parametrize("answer", [vector(), vector("NaN")], ids=["no series", "NaN"])
-async def test_no_series_or_nan_is_no_values_found(api: RecordingServer, answer: dict[str, object]) -> None:
-    api.answer_json(answer)
-    async with PrometheusClient(api.url) as client:
-        with pytest.raises(NoValuesFound, match=r"^no values found$"):
-            await client.query(metric_query())
+@pytest.mark.parametrize("case", ["empty", "nan"], ids=["no series", "NaN"])
+async def test_no_series_or_nan_is_no_values_found(api: RecordingServer, case: str) -> None:
+    with pytest.raises(NoValuesFound, match=r"^no values found$"):
+        await ask(api, case)
 
 
 async def test_a_matrix_result_is_an_error(api: RecordingServer) -> None:
-    api.answer_json(matrix("1", "2"))
-    async with PrometheusClient(api.url) as client:
-        with pytest.raises(MetricsError, match=r"^query returned multiple values$"):
-            await client.query(metric_query("up[1m]"))
+    with pytest.raises(MetricsError, match=r"^query returned multiple values$"):
+        await ask(api, "matrix")
 
 
 async def test_a_scalar_result_is_read_too(api: RecordingServer) -> None:
@@ -75,21 +89,23 @@ async def test_an_infinite_value_is_a_value(api: RecordingServer) -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "body", "expected"),
+    ("case", "expected"),
     [
-        (400, '{"status":"error","errorType":"bad_data","error":"parse error: unclosed left parenthesis"}',
-         'error response: Status 400 Bad Request: {"status":"error","errorType":"bad_data",'
-         '"error":"parse error: unclosed left parenthesis"}'),
-        (503, "Service Unavailable: TSDB not ready\n", "error response: Status 503 Service Unavailable: "
-         "Service Unavailable: TSDB not ready"),
+        ("bad_data_400", 'error response: Status 400 Bad Request: {"status":"error","errorType":"bad_data",'
+                         '"error":"invalid parameter \\"query\\": 1:5: parse error: unclosed left parenthesis"}'),
+        ("execution_422", 'error response: Status 422 Unprocessable Entity: {"status":"error","errorType":'
+                          '"execution","error":"found duplicate series for the match group {} on the right '
+                          'hand-side of the operation: [{b=\\"2\\"}, {b=\\"1\\"}];many-to-many matching not '
+                          'allowed: matching labels must be unique on one side"}'),
+        ("proxy_no_endpoints_503", 'error response: Status 503 Service Unavailable: {"kind":"Status","apiVersion":'
+                                   '"v1","metadata":{},"status":"Failure","message":"no endpoints available for '
+                                   'service \\"prometheus\\"","reason":"ServiceUnavailable","code":503}'),
     ],
-    ids=["4xx", "5xx"],
+    ids=["4xx bad query", "4xx execution", "5xx"],
 )
-async def test_http_errors_keep_status_and_body(api: RecordingServer, status: int, body: str, expected: str) -> None:
-    api.answer = Answer(status, body)
-    async with PrometheusClient(api.url) as client:
-        with pytest.raises(MetricsError) as err:
-            await client.query(metric_query("sum("))
+async def test_http_errors_keep_status_and_body(api: RecordingServer, case: str, expected: str) -> None:
+    with pytest.raises(MetricsError) as err:
+        await ask(api, case)
     assert str(err.value) == expected
 
 
