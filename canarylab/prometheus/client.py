@@ -136,6 +136,8 @@ class PrometheusClient:
             raise MetricsError(f"Prometheus at {base} did not answer within {self.timeout:g}s") from None
         except httpx.HTTPError as err:
             raise MetricsError(f"cannot reach Prometheus at {base}: {_reason(err)}") from None
+        except (httpx.InvalidURL, ValueError) as err:  # e.g. a MetricTemplate address httpx cannot parse
+            raise MetricsError(f"bad Prometheus address {base!r}: {err}") from None
         if response.status_code >= 400:
             body = response.text.strip()
             if len(body) > _BODY_LIMIT:

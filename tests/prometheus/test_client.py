@@ -135,6 +135,18 @@ async def test_an_unreachable_prometheus_names_the_address_and_the_reason() -> N
         assert client.last_error == str(err.value)
 
 
+@pytest.mark.parametrize(("address", "reason"), [
+    ("prometheus:9090", "Request URL is missing an 'http://' or 'https://' protocol."),
+    ("ftp://prometheus:9090", "Request URL has an unsupported protocol 'ftp://'."),
+])
+async def test_an_address_that_is_not_a_url_is_a_failed_query_not_a_crash(address: str, reason: str) -> None:
+    # A MetricTemplate's provider.address is whatever the user wrote
+    async with PrometheusClient("http://127.0.0.1:9090") as client:
+        with pytest.raises(MetricsError) as err:
+            await client.query(metric_query(address=address))
+    assert str(err.value) == f"cannot reach Prometheus at {address}: {reason}"
+
+
 async def test_is_online_asks_for_vector_1(api: RecordingServer) -> None:
     async with PrometheusClient(api.url) as client:
         api.answer_json(vector("1"))
