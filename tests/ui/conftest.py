@@ -12,8 +12,11 @@ from textual.pilot import Pilot
 from canarylab.app import CanaryLabApp
 from canarylab.sim.lab import SimLab
 
-FAST = 100.0
-"""Lab speed for Pilot tests: the seed's 30 s interval becomes 0.3 s, a whole run a few seconds."""
+FAST = 30.0
+"""Lab speed for Pilot tests: the seed's 30 s interval becomes 1 s, so a run outlasts the keys a test
+presses even on a loaded machine, and a rollback (5 failed checks) takes about 5 s."""
+FASTER = 100.0
+"""For scenarios that only wait for the end of a whole run."""
 
 
 @pytest.fixture
