@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -215,3 +216,27 @@ async def test_every_action_is_in_the_command_palette(make_app: MakeApp) -> None
         await until(pilot, lambda: "Bump the target" in screen_text(app), "the palette entry")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, BumpImageScreen), "the bump modal from the palette")
+
+
+async def test_repaints_are_coalesced_to_about_five_a_second(make_app: MakeApp) -> None:
+    # given a run at 100x real time, where the engine emits many events a second
+    app = make_app(speed=FASTER)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ship(app, pilot)
+        await until(pilot, lambda: weight(app) >= 5, "the analysis to start", timeout=60)
+        screen = app.screen
+        assert isinstance(screen, DetailScreen)
+        calls: list[float] = []
+        original = screen.show
+
+        def counting_show(view):  # type: ignore[no-untyped-def]
+            calls.append(app.lab.clock.now())
+            original(view)
+
+        screen.show = counting_show  # type: ignore[method-assign]
+        events_before = app.history.version
+        started = time.monotonic()
+        await until(pilot, lambda: time.monotonic() - started > 2.0, "two seconds")
+        # then the screen was redrawn at most ~5 times a second however many events arrived
+        assert app.history.version > events_before
+        assert 1 <= len(calls) <= 12
