@@ -36,7 +36,7 @@ from canarylab.screens.overview import OverviewScreen
 from canarylab.screens.report import markdown
 from canarylab.screens.tags import next_image
 from canarylab.screens.view import LabView
-from canarylab.screens.workloads import container_name, first_image, read_workloads
+from canarylab.screens.workloads import Workloads, container_name, first_image, read_workloads
 
 if TYPE_CHECKING:
     from canarylab.engine.controller import CanaryState
@@ -73,7 +73,7 @@ class CanaryLabApp(App[None]):
         self._engine_text = "running" if self._started else "starting"
         self._pending: list[EngineEvent] = []
         self._states: list[CanaryState] = []
-        self._workloads: dict[tuple[str, str], Any] = {}
+        self._workloads: dict[tuple[str, str], Workloads] = {}
         self._refresh_interval = refresh_interval
         self._poll_interval = poll_interval
         self._open_single = open_single

@@ -13,7 +13,6 @@ from textual.widgets import Footer, Static
 from canarylab.screens.hints import hint
 from canarylab.screens.tags import next_image
 from canarylab.screens.view import LabView
-from canarylab.screens.workloads import Workloads
 from canarylab.widgets.event_log import EventLog
 from canarylab.widgets.lab_header import LabHeader
 from canarylab.widgets.metric_chart import MetricChart
@@ -124,7 +123,3 @@ class DetailScreen(Screen[None]):
                 chart = MetricChart(metric, id=chart_id(metric))
                 box.mount(chart)
             chart.show(samples)
-
-    def workloads_changed(self, workloads: Workloads) -> None:
-        """New pod counts from the app's poll."""
-        self.query_one(PodsTable).show(workloads)

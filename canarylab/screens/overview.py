@@ -70,18 +70,16 @@ f"{shown} of {len(view.states)} canaries · {sort} · ! needs attention · Enter
 
     def action_sort(self) -> None:
         table = self.query_one(CanaryTable)
-        table.sort_by = SORT_KEYS[(SORT_KEYS.index(table.sort_by) + 1) % len(SORT_KEYS)]
-        table._shown = []  # force a redraw in the new order
+        self._sort(SORT_KEYS[(SORT_KEYS.index(table.sort_by) + 1) % len(SORT_KEYS)])
+
+    def _sort(self, key: str) -> None:
+        self.query_one(CanaryTable).resort(key)
         if self._view:
             self.show(self._view)
 
     @on(DataTable.HeaderSelected)
     def _sort_by_header(self, event: DataTable.HeaderSelected) -> None:
-        table = self.query_one(CanaryTable)
-        table.sort_by = str(event.column_key.value)
-        table._shown = []
-        if self._view:
-            self.show(self._view)
+        self._sort(str(event.column_key.value))
 
     def open_filter(self) -> None:
         """Show and focus the filter input (``/``)."""

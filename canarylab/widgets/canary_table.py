@@ -98,6 +98,11 @@ class CanaryTable(DataTable[str | Text]):
         if selected is not None and selected in {f"{s.namespace}/{s.name}" for s in rows}:
             self.move_cursor(row=self.get_row_index(selected))
 
+    def resort(self, key: str) -> None:
+        """Order rows by ``key`` (one of :data:`SORT_KEYS`) from the next :meth:`show` on."""
+        self.sort_by = key
+        self._shown = []  # force the redraw even though the rows did not change
+
     def selected_key(self) -> str | None:
         """``namespace/name`` under the cursor, or ``None`` for an empty table."""
         if not self.row_count:
