@@ -18,7 +18,9 @@ from canarylab.engine.kinds import METRIC_TEMPLATE, SECRET
 from canarylab.engine.ports import MetricQuery, MetricsError, NoValuesFound
 from canarylab.engine.spec import CanaryMetric, SpecError, parse_metric_template
 
-SUCCESS_RATE_QUERY = """sum(
+# Flagger's Go templates start with a newline: collapsed, it is the leading space of linkerd_test.go's strings.
+SUCCESS_RATE_QUERY = """
+sum(
   rate(
     response_total{
       namespace="{{ namespace }}",
@@ -40,7 +42,8 @@ sum(
 )
 * 100"""
 
-DURATION_QUERY = """histogram_quantile(
+DURATION_QUERY = """
+histogram_quantile(
   0.99,
   sum(
     rate(

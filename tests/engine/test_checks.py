@@ -33,7 +33,7 @@ async def test_builtin_linkerd_queries_match_flagger_after_whitespace_collapsing
                               {"name": "request-duration", "thresholdRange": {"max": 500}}]))
     queries = await _analysis_queries(lab)
     expected = [SR_COLLAPSED.replace('"default"', '"test"'), DUR_COLLAPSED.replace('"default"', '"test"')]
-    assert [" " + collapse(q) for q in queries[:2]] == expected
+    assert [collapse(q) for q in queries[:2]] == expected
     assert "\n" in queries[0]  # sent as written: the Prometheus client collapses
     q = lab.metrics.queries[0]
     assert (q.builtin, q.interval, q.address) == ("request-success-rate", "1m", "http://prometheus.linkerd-viz:9090")

@@ -93,8 +93,6 @@ async def test_builtin_linkerd_queries_are_flaggers_on_the_wire(api: RecordingSe
     assert [text.lstrip(" ") for text in sent] == [FLAGGER_SUCCESS_RATE[1:], FLAGGER_DURATION[1:]]
 
 
-@pytest.mark.xfail(strict=True, reason="engine/checks.py: Flagger's Go templates start with a newline, which "
-                   "collapses to the leading space of linkerd_test.go's strings; the engine's constants do not")
 async def test_builtin_linkerd_queries_are_byte_for_byte_flaggers(api: RecordingServer, checks: Checks) -> None:
     assert await wire_text_of_builtin_checks(api, checks) == [FLAGGER_SUCCESS_RATE, FLAGGER_DURATION]
 
