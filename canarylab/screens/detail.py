@@ -95,7 +95,9 @@ class DetailScreen(Screen[None]):
             self.query_one("#traffic").border_title = f"traffic · {state.router} {state.target}"
             self.query_one(StepLadder).show(state.steps, state.canary_weight, state.iterations, state.phase,
                                             state.strategy)
-            strategy = "Blue/Green" if state.strategy != "canary" else "canary"
+            strategy = {"canary": "canary", "blue-green": "Blue/Green", "ab-testing": "A/B testing"}.get(
+                state.strategy, state.strategy
+            )
             self.query_one("#analysis").border_title = (
                 f"analysis · {strategy} · failed checks {state.failed_checks}/{state.threshold}"
                 f" · every {state.interval:g}s"

@@ -21,7 +21,8 @@ def ladder(
     Canary strategy: one chip per weight in ``steps`` then ``promote``; Blue/Green: one per iteration.
     """
     blue_green = strategy != "canary"
-    position = iterations if blue_green else weight
+    # A weight is the step the canary is at; an iteration count is how many are done (the next one runs).
+    position = iterations + 1 if blue_green else weight
     running = phase in RUNNING
     chips: list[tuple[str, str]] = []
     for step in steps:

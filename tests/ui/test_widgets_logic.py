@@ -69,8 +69,8 @@ def test_the_ladder_marks_the_current_step(phase: str, weight: int, expected_cur
 
 def test_the_ladder_after_a_rollback_and_for_blue_green() -> None:
     assert ladder(STEPS, 0, 0, "Failed", "canary")[-1] == ("rolled back", "failed")
-    chips = ladder((1, 2, 3), 0, 2, "Progressing", "blue-green")
-    assert chips[:3] == [("#1", "done"), ("#2", "current"), ("#3", "todo")]
+    chips = ladder((1, 2, 3, 4), 0, 2, "Progressing", "blue-green")  # two iterations done, the third runs
+    assert chips[:4] == [("#1", "done"), ("#2", "done"), ("#3", "current"), ("#4", "todo")]
 
 
 @pytest.mark.parametrize(
