@@ -178,9 +178,10 @@ async def test_failing_checks_roll_the_canary_back(
         # when the image is bumped
         await bump(run, "3.1.2")
         # then after five failed checks it rolls back
-        await until(lambda: "Canary failed! Scaling down podinfo.test" in run.messages(), 60, "rollback")
+        # (Flagger records "Canary failed!" before it writes the Failed status: wait for both)
+        await until(lambda: "Canary failed! Scaling down podinfo.test" in run.messages()
+                    and phase(seeded) == "Failed", 60, "rollback")
         messages = run.messages()
-    assert phase(seeded) == "Failed"
     assert "Rolling back podinfo.test failed checks threshold reached 5" in messages
     assert messages[-1] == "Canary failed! Scaling down podinfo.test"
     assert image(seeded, "podinfo-primary") == "stefanprodan/podinfo:3.1.0"
