@@ -7,6 +7,7 @@ Every cluster command is built by :meth:`StepContext.kubectl`, :meth:`StepContex
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,13 +153,29 @@ def _cluster_exists(ctx: StepContext) -> bool:
     return result.ok and ctx.name in result.stdout.split()
 
 
+def current_kube_context() -> str | None:
+    """The ``current-context`` of the user's kubeconfig (first file of ``KUBECONFIG``), if any."""
+    paths = [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+    path = Path(paths[0]) if paths else Path.home() / ".kube" / "config"
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    current = config.get("current-context") if isinstance(config, dict) else None
+    return current if isinstance(current, str) and current else None
+
+
 def _cluster(ctx: StepContext) -> None:
     cluster = ctx.versions.section("cluster")
     argv = ["kind", "create", "cluster", "--name", ctx.name, "--config", ctx.file("kind.yaml")]
     if cluster.get("node_image"):
         argv += ["--image", str(cluster["node_image"])]
     argv += ["--wait", str(cluster.get("wait", "120s"))]
+    previous = current_kube_context()
     ctx.run(cmd(*argv), timeout=900)
+    # kind makes its new context the current one; the lab never relies on it, so give the user theirs back.
+    if previous and previous != ctx.context:
+        ctx.run(cmd("kubectl", "config", "use-context", previous))
 
 
 def _gateway_api(ctx: StepContext) -> None:

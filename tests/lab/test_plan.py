@@ -205,3 +205,21 @@ def test_preflight_failure_stops_before_anything_is_created(versions: Versions) 
     assert "× Docker daemon is reachable" in str(failure.value)
     assert ensure_commands(runner) == []
     assert created_contexts() == set()
+
+
+def test_kind_does_not_steal_the_users_current_context(
+    versions: Versions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a user whose kubeconfig points at their own cluster
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\ncurrent-context: prod\ncontexts: []\n")
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    runner = fresh_lab_runner()
+    # when the lab is built (kind switches the current context to kind-canarylab as it creates the cluster)
+    Installer("canarylab", "smi", runner, versions).run()
+    plan = ensure_commands(runner)
+    # then the very next command gives the user their context back, and no other command relies on it
+    created = next(i for i, line in enumerate(plan) if line.startswith("kind create cluster"))
+    assert plan[created + 1] == "kubectl config use-context prod"
+    assert all("--context kind-canarylab" in line or line.startswith(("kind ", "helm "))
+               for i, line in enumerate(plan) if i != created + 1)
