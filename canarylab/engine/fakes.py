@@ -3,8 +3,10 @@
 * :class:`MemoryCluster` - the Cluster port with the Kubernetes semantics the engine relies on:
   ``resourceVersion`` from one global counter, ``metadata.generation`` bumped on ``spec`` changes, uid and
   ``creationTimestamp``, optimistic concurrency on replace, JSON merge patch, the status subresource, real
-  ``v1`` Events with repeat aggregation, watches (``ADDED`` for what exists, then live changes) and a
-  synchronous listener hook so in-process controllers (the simulator) react to a write before it returns.
+  ``v1`` Events with repeat aggregation, watches (``ADDED`` for what exists, then live changes), deletion
+  with finalizers (``deletionTimestamp`` first, gone when the last finalizer is removed), owner-reference
+  garbage collection, and a synchronous listener hook so in-process controllers (the simulator) react to a
+  write before it returns.
 * :class:`FakeMetrics` - answers each metric by name: a value, "no values", an error, or a callable.
 * :class:`FakeWebhooks` - answers each hook by name or URL with status codes; records every call.
 
@@ -121,6 +123,12 @@ def deployment_ready_status(obj: Obj) -> Obj:
     return status
 
 
+def _finalized(old: Obj, new: Obj) -> bool:
+    """A write that removes the last finalizer of an object being deleted: Kubernetes deletes it then."""
+    old_meta, new_meta = old["metadata"], new["metadata"]
+    return bool(old_meta.get("deletionTimestamp") and old_meta.get("finalizers") and not new_meta.get("finalizers"))
+
+
 def _labels_match(obj: Obj, labels: Mapping[str, str] | None) -> bool:
     if not labels:
         return True
@@ -167,6 +175,10 @@ class MemoryCluster:
         self._pending: list[WatchEvent] = []
         self._dispatching = False
         self._event_index: dict[tuple[str, ...], str] = {}  # aggregation key -> Event name
+        # For the garbage collector: live uids, and which objects name which owner uid.
+        self._by_uid: dict[str, Key] = {}
+        self._owners: dict[Key, tuple[str, ...]] = {}
+        self._dependents: dict[str, set[Key]] = {}
         self.writes = 0
         """How many writes the cluster accepted (a cheap measure for benchmarks and tests)."""
 
@@ -240,6 +252,8 @@ class MemoryCluster:
         if "status" in old:
             new["status"] = copy_json(old["status"])
         self._keep_system_fields(old, new)
+        if _finalized(old, new):
+            return self._remove(key, new)
         return self._store(key, new, "MODIFIED")
 
     def patch_now(self, kind: Kind, namespace: str, name: str, patch: Obj) -> Obj:
@@ -254,6 +268,8 @@ class MemoryCluster:
         new = merge_patch(old, copy_json(body))
         new["metadata"] = dict(new.get("metadata") or {})
         self._keep_system_fields(old, new)
+        if _finalized(old, new):
+            return self._remove(key, new)
         return self._store(key, new, "MODIFIED")
 
     def patch_status_now(self, kind: Kind, namespace: str, name: str, status: Obj) -> Obj:
@@ -268,10 +284,50 @@ class MemoryCluster:
         """Synchronous :meth:`delete`."""
         key = self._key(kind, namespace, name)
         old = self._require(key, kind)
+        meta = old["metadata"]
+        if meta.get("finalizers"):
+            # Kubernetes marks the object and waits for its finalizers; deleting it again changes nothing.
+            if not meta.get("deletionTimestamp"):
+                meta["deletionTimestamp"] = rfc3339(self.clock.now())
+                meta["deletionGracePeriodSeconds"] = 0
+                # as the API server does: controllers must see that the object changed its meaning
+                meta["generation"] = int(meta.get("generation", 1)) + 1
+                self._store(key, old, "MODIFIED", status_only=True, copy_out=False)
+            return
+        self._remove(key, old)
+
+    def _remove(self, key: Key, old: Obj) -> Obj:
+        """Drop an object for good (``DELETED``), then garbage-collect what it owned."""
         del self._objects[key]
-        old["metadata"]["resourceVersion"] = str(next(self._rv))
+        meta = old["metadata"]
+        meta["resourceVersion"] = str(next(self._rv))
         self.writes += 1
-        self._emit("DELETED", old, _freeze(old))
+        uid = meta.get("uid")
+        self._by_uid.pop(uid, None)
+        for owner in self._owners.pop(key, ()):
+            self._dependents.get(owner, set()).discard(key)
+        data = _freeze(old)
+        self._emit("DELETED", old, data)
+        if uid in self._dependents:
+            self._collect(uid)
+        return marshal.loads(data)
+
+    def _collect(self, owner_uid: str) -> None:
+        """The garbage collector (background propagation): dependents of a removed owner are deleted,
+        unless another owner of theirs still exists, in which case only the dangling reference goes."""
+        for key in sorted(self._dependents.pop(owner_uid, ())):
+            data = self._objects.get(key)
+            if data is None:
+                continue
+            dependent = marshal.loads(data)
+            refs = dependent["metadata"].get("ownerReferences") or []
+            alive = [r for r in refs if r.get("uid") != owner_uid and r.get("uid") in self._by_uid]
+            kind = kind_of(dependent)
+            if alive:
+                self.patch_now(kind, key[1], key[2], {"metadata": {
+                    "ownerReferences": [r for r in refs if r.get("uid") != owner_uid]}})
+            else:
+                self.delete_now(kind, key[1], key[2])
 
     async def create(self, obj: Obj) -> Obj:
         """Create; raises :class:`Conflict` when it exists. Returns the stored object."""
@@ -408,7 +464,8 @@ class MemoryCluster:
     def _keep_system_fields(old: Obj, new: Obj) -> None:
         meta = new.setdefault("metadata", {})
         old_meta = old["metadata"]
-        for name in ("name", "namespace", "uid", "creationTimestamp", "generation"):
+        for name in ("name", "namespace", "uid", "creationTimestamp", "generation", "deletionTimestamp",
+                     "deletionGracePeriodSeconds"):
             if name in old_meta:
                 meta[name] = old_meta[name]
         if (old.get("spec") != new.get("spec")) or (
@@ -420,13 +477,34 @@ class MemoryCluster:
                copy_out: bool = True) -> Obj:
         if self.instant_ready and key[0] == DEPLOYMENT.kind and not status_only:
             obj["status"] = deployment_ready_status(obj)
-        obj["metadata"]["resourceVersion"] = str(next(self._rv))
+        meta = obj["metadata"]
+        meta["resourceVersion"] = str(next(self._rv))
+        self._index_owners(key, meta)
         data = _freeze(obj)
         self._objects[key] = data
         self.writes += 1
         self._emit(type, obj, data)
         # The recorder's own Events are built here and never handed out: no copy needed (it is the hot path).
         return marshal.loads(data) if copy_out else obj
+
+    def _index_owners(self, key: Key, meta: Obj) -> None:
+        uid = meta.get("uid")
+        if uid:
+            self._by_uid[uid] = key
+        refs = meta.get("ownerReferences")
+        owners = tuple(str(r["uid"]) for r in refs if r.get("uid")) if refs else ()
+        before = self._owners.get(key, ())
+        if owners == before:
+            return
+        for owner in before:
+            if owner not in owners and owner in self._dependents:
+                self._dependents[owner].discard(key)
+        for owner in owners:
+            self._dependents.setdefault(owner, set()).add(key)
+        if owners:
+            self._owners[key] = owners
+        else:
+            self._owners.pop(key, None)
 
     def _emit(self, type: WatchType, obj: Obj, data: bytes) -> None:
         kind, ns = obj["kind"], obj["metadata"].get("namespace")
