@@ -3,6 +3,8 @@
 Each task ticks at once, then every analysis interval, and wakes early when its target Deployment gets a
 new pod template, its Canary spec changes, or a command arrives. All run state lives in the Canary status
 (and a pause in the ``canarylab.dev/paused`` annotation), so a new Engine resumes where the old one stopped.
+A Canary with ``revertOnDeletion`` gets Flagger's finalizer; when it is deleted its task runs the finalizer
+path (:mod:`canarylab.engine.finalizer`) instead of the analysis.
 With ``readonly=True`` the engine never writes: it follows what a real Flagger writes and emits the same
 typed events.
 """
@@ -20,7 +22,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from canarylab.engine import routing
+from canarylab.engine import finalizer, routing
 from canarylab.engine.clock import sleep_or_wake
 from canarylab.engine.commands import Abort, Command, OpenGate, Pause, Promote, Resume
 from canarylab.engine.context import RunNotes, TickCluster, TickContext, template_hash
@@ -97,6 +99,7 @@ class _Slot:
         self._raw = b""
         self.paused = False
         self.phase = ""
+        self.deleting = False
         self.obj = obj
 
     @property
@@ -109,6 +112,7 @@ class _Slot:
         annotations = (value.get("metadata") or {}).get("annotations") or {}
         self.paused = str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true"
         self.phase = str((value.get("status") or {}).get("phase") or "")
+        self.deleting = finalizer.deleting(value)
         try:
             self._raw = marshal.dumps(value)
         except ValueError:  # a value YAML produced that is not JSON (a date): keep it as text
@@ -261,8 +265,10 @@ class Engine:
 
     async def _tick(self, slot: _Slot, obj: Obj) -> None:
         async with slot.lock:
-            annotations = (obj.get("metadata") or {}).get("annotations") or {}
-            if str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true":
+            meta = obj.get("metadata") or {}
+            deleting = finalizer.deleting(obj)
+            annotations = meta.get("annotations") or {}
+            if str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true" and not deleting:
                 slot.obj = obj
                 return
             try:
@@ -275,6 +281,11 @@ class Engine:
                 slot.problem = None
                 self._notice(slot, "the Canary spec is valid again")
             slot.canary = canary
+            if deleting or canary.spec.revert_on_deletion != finalizer.has_finalizer(obj):
+                current = await self._finalizer(slot, canary, obj)
+                if current is None:
+                    return
+                obj = current
             ctx = TickContext(cluster=TickCluster(self.cluster), metrics=self.metrics, webhooks=self.webhooks,
                               clock=self.clock, emit=self.emit, canary=canary, obj=obj, notes=slot.notes,
                               metrics_server=self.metrics_server)  # fmt: skip
@@ -288,6 +299,41 @@ class Engine:
             finally:
                 self.tick_cpu += time.process_time() - started
                 slot.obj = {**obj, "status": dict(canary.status)}
+
+    async def _finalizer(self, slot: _Slot, canary: Canary, obj: Obj) -> Obj | None:
+        """Keep Flagger's finalizer in step with ``revertOnDeletion``, and run it when the Canary is deleted.
+
+        Returns the Canary to tick, or ``None`` when it is being deleted (no analysis runs then).
+        """
+        revert = canary.spec.revert_on_deletion
+        try:
+            if not finalizer.deleting(obj):
+                obj = await finalizer.set_finalizer(self.cluster, obj, revert)
+                return obj
+            slot.obj = obj
+            if not finalizer.has_finalizer(obj):
+                return None  # finalized already; other finalizers keep it a little longer
+            if revert:
+                ctx = TickContext(cluster=self.cluster, metrics=self.metrics, webhooks=self.webhooks,
+                                  clock=self.clock, emit=self.emit, canary=canary, obj=obj, notes=slot.notes,
+                                  metrics_server=self.metrics_server)  # fmt: skip
+                try:
+                    done = await finalizer.finalize(ctx)
+                finally:
+                    slot.obj = {**obj, "status": dict(canary.status)}
+                if not done:
+                    self._notice(slot, f"{slot.key} keeps its finalizer {finalizer.FINALIZER} until this works; "
+                                 "removing the finalizer by hand deletes it without reverting", "warning")
+                    return None
+            fresh = await self.cluster.get(CANARY, slot.namespace, slot.name)
+            if fresh is not None and finalizer.has_finalizer(fresh):
+                await finalizer.set_finalizer(self.cluster, fresh, False)
+            if revert:
+                await ctx.info(f"Terminated canary {canary.key}")
+        except ClusterError as err:
+            # A stale Canary (Conflict) or an API failure: the next tick tries again.
+            self._notice(slot, f"finalizer {finalizer.FINALIZER}: {type(err).__name__}: {err}", "warning")
+        return None
 
     @staticmethod
     def _parse(slot: _Slot, obj: Obj) -> Canary:
@@ -385,6 +431,9 @@ class Engine:
                 slot = _Slot(ns, name, ev.object)
                 self._slots[(ns, name)] = slot
             generation = meta.get("generation")
+            if finalizer.deleting(ev.object) and not slot.deleting:
+                slot.obj = ev.object
+                slot.wake.set()  # deleted: revert now, not at the next interval
             if slot.generation is not None and generation != slot.generation:
                 # Like Flagger, a new analysis interval restarts the canary's timer (so it ticks at once);
                 # an invalid spec is re-checked at once, so a fix shows without waiting an interval.

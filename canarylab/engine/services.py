@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from canarylab.engine.context import TickContext
 from canarylab.engine.kinds import SERVICE, Obj
 from canarylab.engine.spec import ServiceMeta
 from canarylab.engine.targets import owner_ref
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 def discovered_ports(ctx: TickContext, deployment: Obj) -> dict[str, int]:
@@ -80,3 +83,41 @@ async def reconcile_apex(ctx: TickContext, label: str, value: str, ports: dict[s
     """Kubernetes router ``Reconcile``: the apex Service selects the primary's pods."""
     c = ctx.canary
     await _ensure(ctx, c.service_name, {label: f"{value}-primary"}, c.spec.service.apex, ports)
+
+
+def _controlled_by_a_canary(svc: Obj) -> bool:
+    refs = (svc.get("metadata") or {}).get("ownerReferences") or []
+    return any(r.get("kind") == "Canary" and r.get("controller") for r in refs)
+
+
+def _applied_selector(svc: Obj) -> dict[str, str] | None:
+    """The selector in ``kubectl.kubernetes.io/last-applied-configuration``, if the user applied one."""
+    text = ((svc.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
+    if not text:
+        return None
+    try:
+        applied = json.loads(text)
+    except ValueError:
+        return None
+    selector = (applied.get("spec") or {}).get("selector") if isinstance(applied, dict) else None
+    return {str(k): str(v) for k, v in selector.items()} if isinstance(selector, dict) and selector else None
+
+
+async def revert_apex(ctx: TickContext, label: str, value: str) -> None:
+    """Kubernetes router ``Finalize``: a user's apex Service selects the target's pods again.
+
+    A Service Flagger created (controlled by a Canary) is left alone: it goes with the Canary. A Service the
+    user created gets back the selector of its ``last-applied-configuration``, else ``<label>: <value>``.
+    A missing apex Service leaves nothing to revert.
+    """
+    c = ctx.canary
+    svc = await ctx.cluster.get(SERVICE, c.namespace, c.service_name)
+    if svc is None or _controlled_by_a_canary(svc):
+        return
+    selector = _applied_selector(svc) or {label: value}
+    old = (svc.get("spec") or {}).get("selector") or {}
+    if old == selector:
+        return
+    # a merge patch merges maps: keys of the old selector that are not wanted are written as null
+    patch = {**{k: None for k in old if k not in selector}, **selector}
+    await ctx.cluster.patch(SERVICE, c.namespace, c.service_name, {"spec": {"selector": patch}})
