@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.screen import Screen
 
 from canarylab import keymap as keys
@@ -133,18 +134,23 @@ class CanaryLabApp(App[None]):
         if events:
             self._dirty = True
             if any(type(e).__name__ in ("WeightChanged", "PhaseChanged") for e in events):
-                self.run_worker(self._poll, group="poll", exclusive=True)  # type: ignore[arg-type]  # pods/images change with weights
+                # pods and images change with weights
+                self.run_worker(self._poll, group="poll", exclusive=True)  # type: ignore[arg-type]
         if self._open_single and len(states) == 1 and isinstance(self.screen, OverviewScreen):
             self._open_single = False  # one Canary: open straight on its detail, once
             self.action_open_canary(states[0].namespace, states[0].name)
             return
         screen = self.lab_screen()
-        if screen is not None:
+        if screen is None:
+            return
+        try:
             if self._dirty:
                 screen.show(self.view())
                 self._dirty = False
             elif self._started:
                 screen.show_clock(self.view())  # lab time moves even when nothing else does: one line
+        except NoMatches:
+            pass  # the screen is still composing (or closing): the next frame draws it
 
     def _fold(self) -> list[EngineEvent]:
         """Move buffered engine events into the history; returns them."""
