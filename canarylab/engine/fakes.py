@@ -170,7 +170,11 @@ class MemoryCluster:
         self._rv = itertools.count(1)
         self._uids = itertools.count(1)
         self._uid_base = uuid.uuid4().int & ~((1 << 64) - 1)  # random high bits, a counter below
-        self._watchers: list[tuple[str, str | None, asyncio.Queue[WatchEvent]]] = []
+        # A watcher's queue holds marshal'd objects, decoded when the watcher takes them: a burst of writes
+        # (a thousand canaries ticking at the same virtual instant) then queues bytes, which the cyclic
+        # garbage collector never scans, instead of thousands of dicts it would promote and rescan.
+        self._watchers: list[tuple[str, str | None, asyncio.Queue[tuple[WatchType, bytes]]]] = []
+        self._kinds: dict[str, dict[Key, None]] = {}  # kind -> its keys (an ordered set), for list_now
         self._listeners: list[Listener] = []
         self._pending: list[WatchEvent] = []
         self._dispatching = False
@@ -194,12 +198,18 @@ class MemoryCluster:
     ) -> list[Obj]:
         """Synchronous :meth:`list`, sorted by namespace and name."""
         out = []
-        for (k, ns, _), data in sorted(self._objects.items()):
-            if k == kind.kind and (namespace is None or not kind.namespaced or ns == namespace):
-                obj = marshal.loads(data)
-                if _labels_match(obj, labels):
-                    out.append(obj)
+        for key in self._keys(kind, namespace):
+            obj = marshal.loads(self._objects[key])
+            if _labels_match(obj, labels):
+                out.append(obj)
         return out
+
+    def _keys(self, kind: Kind, namespace: str | None) -> list[Key]:
+        """The keys of one kind (in a namespace, or all), sorted by namespace and name."""
+        keys = self._kinds.get(kind.kind, {})
+        if namespace is None or not kind.namespaced:
+            return sorted(keys)
+        return sorted(k for k in keys if k[1] == namespace)
 
     async def get(self, kind: Kind, namespace: str, name: str) -> Obj | None:
         """The object, or ``None`` when it does not exist."""
@@ -217,7 +227,7 @@ class MemoryCluster:
         """Synchronous :meth:`create`."""
         return self._create(copy_json(obj))
 
-    def _create(self, new: Obj, *, copy_out: bool = True) -> Obj:
+    def _create(self, new: Obj) -> Obj:
         kind = kind_of(new)
         new["apiVersion"] = kind.api_version
         meta = new.setdefault("metadata", {})
@@ -235,7 +245,7 @@ class MemoryCluster:
         meta["creationTimestamp"] = rfc3339(self.clock.now())
         meta["generation"] = 1
         meta.pop("resourceVersion", None)
-        return self._store(key, new, "ADDED", copy_out=copy_out)
+        return self._store(key, new, "ADDED")
 
     def replace_now(self, obj: Obj) -> Obj:
         """Synchronous :meth:`replace`."""
@@ -292,13 +302,14 @@ class MemoryCluster:
                 meta["deletionGracePeriodSeconds"] = 0
                 # as the API server does: controllers must see that the object changed its meaning
                 meta["generation"] = int(meta.get("generation", 1)) + 1
-                self._store(key, old, "MODIFIED", status_only=True, copy_out=False)
+                self._store(key, old, "MODIFIED", status_only=True)
             return
         self._remove(key, old)
 
     def _remove(self, key: Key, old: Obj) -> Obj:
         """Drop an object for good (``DELETED``), then garbage-collect what it owned."""
         del self._objects[key]
+        self._kinds[key[0]].pop(key, None)
         meta = old["metadata"]
         meta["resourceVersion"] = str(next(self._rv))
         self.writes += 1
@@ -392,7 +403,7 @@ class MemoryCluster:
             "reportingComponent": "flagger",
         }
         self._event_index[agg] = event_name
-        self._create(event, copy_out=False)
+        self._create(event)
 
     async def record_event(self, involved: Obj, type: str, reason: str, message: str) -> None:
         """Record a Kubernetes Event about ``involved`` (type ``Normal`` or ``Warning``)."""
@@ -417,14 +428,15 @@ class MemoryCluster:
 
         The watch starts when iteration starts; each watcher has its own queue, so a slow one loses nothing.
         """
-        queue: asyncio.Queue[WatchEvent] = asyncio.Queue()
-        for obj in self.list_now(kind, namespace):
-            queue.put_nowait(WatchEvent("ADDED", obj))
+        queue: asyncio.Queue[tuple[WatchType, bytes]] = asyncio.Queue()
+        for key in self._keys(kind, namespace):
+            queue.put_nowait(("ADDED", self._objects[key]))
         entry = (kind.kind, namespace, queue)
         self._watchers.append(entry)
         try:
             while True:
-                yield await queue.get()
+                type, data = await queue.get()
+                yield WatchEvent(type, marshal.loads(data))
         finally:
             self._watchers.remove(entry)
 
@@ -473,19 +485,26 @@ class MemoryCluster:
         ):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
 
-    def _store(self, key: Key, obj: Obj, type: WatchType, *, status_only: bool = False,
-               copy_out: bool = True) -> Obj:
+    def _store(self, key: Key, obj: Obj, type: WatchType, *, status_only: bool = False) -> Obj:
+        """Store ``obj`` (a private object no caller holds) and hand it back as the caller's copy."""
         if self.instant_ready and key[0] == DEPLOYMENT.kind and not status_only:
             obj["status"] = deployment_ready_status(obj)
         meta = obj["metadata"]
         meta["resourceVersion"] = str(next(self._rv))
         self._index_owners(key, meta)
-        data = _freeze(obj)
+        try:
+            data = marshal.dumps(obj)
+        except ValueError:  # a value YAML produced that is not JSON (a date): stored, and returned, as text
+            data = _freeze(obj)
+            obj = marshal.loads(data)
+        if key not in self._objects:
+            self._kinds.setdefault(key[0], {})[key] = None
         self._objects[key] = data
         self.writes += 1
         self._emit(type, obj, data)
-        # The recorder's own Events are built here and never handed out: no copy needed (it is the hot path).
-        return marshal.loads(data) if copy_out else obj
+        # Every write path builds ``obj`` from private copies (``_require``, ``copy_json``), and the store,
+        # the watchers and the listeners only ever see ``data``: the caller may keep ``obj`` without a copy.
+        return obj
 
     def _index_owners(self, key: Key, meta: Obj) -> None:
         uid = meta.get("uid")
@@ -510,7 +529,7 @@ class MemoryCluster:
         kind, ns = obj["kind"], obj["metadata"].get("namespace")
         for wkind, wns, queue in self._watchers:
             if wkind == kind and (wns is None or wns == ns):
-                queue.put_nowait(WatchEvent(type, marshal.loads(data)))
+                queue.put_nowait((type, data))
         if not self._listeners:
             return
         self._pending.append(WatchEvent(type, marshal.loads(data)))
