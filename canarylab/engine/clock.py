@@ -47,8 +47,12 @@ class LoopClock:
         """Lab seconds since the clock started."""
         return self._loop_time() * self.speed
 
+    def pin(self) -> None:
+        """Pin the loop and the start time (the first wait does it, so lab time starts with the first use)."""
+        self._loop_time()
+
     async def sleep(self, seconds: float) -> None:
-        self._loop_time()  # pin the loop and start before the first wait
+        self.pin()
         await asyncio.sleep(max(0.0, seconds) / self.speed)
 
 
@@ -56,6 +60,18 @@ async def sleep_or_wake(clock: Any, seconds: float, wake: asyncio.Event) -> bool
     """Sleep ``seconds`` of lab time, returning early (``True``) when ``wake`` is set; clears ``wake``."""
     if wake.is_set():
         wake.clear()
+        return True
+    if type(clock) is LoopClock:
+        # Lab time is loop time: a timeout around the wait needs no extra tasks (a thousand canaries sleep
+        # at once, and two tasks each per wait were a good part of the engine's garbage).
+        clock.pin()
+        try:
+            async with asyncio.timeout(max(0.0, seconds) / clock.speed):
+                await wake.wait()
+        except TimeoutError:
+            return False
+        finally:
+            wake.clear()
         return True
     sleeper = asyncio.ensure_future(clock.sleep(seconds))
     waiter = asyncio.ensure_future(wake.wait())

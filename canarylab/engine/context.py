@@ -148,9 +148,16 @@ def _checksum(tracked: dict[str, Any], applied: str) -> str:
     return _CHECKSUMS[applied]
 
 
+_last_stamp: tuple[int, str] = (-1, "")
+
+
 def rfc3339_now(clock: Clock) -> str:
     """The clock's now as a Kubernetes timestamp."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock.now()))
+    global _last_stamp
+    whole = int(clock.now() // 1)
+    if _last_stamp[0] != whole:  # every status write asks; a thousand canaries share each second
+        _last_stamp = (whole, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(whole)))
+    return _last_stamp[1]
 
 
 class TickCluster:

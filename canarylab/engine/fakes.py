@@ -83,19 +83,29 @@ def _freeze(obj: Obj) -> bytes:
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386 JSON merge patch: dicts merge recursively, ``None`` deletes a key, anything else replaces."""
     if not isinstance(patch, dict):
-        return copy_json(patch)
+        # scalars are immutable: only containers need a copy (this runs for every leaf of every patch)
+        return patch if isinstance(patch, str | int | float) else copy_json(patch)
     result = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
+        elif isinstance(value, str | int | float):
+            result[key] = value  # a scalar leaf, the common case: no call, no copy
         else:
             result[key] = merge_patch(result.get(key), value)
     return result
 
 
+_last_stamp: tuple[int, str] = (-1, "")
+
+
 def rfc3339(seconds: float) -> str:
     """A Kubernetes timestamp (``2026-01-02T03:04:05Z``) for seconds since the epoch."""
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    global _last_stamp
+    whole = int(seconds // 1)
+    if _last_stamp[0] != whole:  # many writes share a second: format each second once
+        _last_stamp = (whole, datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _last_stamp[1]
 
 
 def deployment_ready_status(obj: Obj) -> Obj:
@@ -169,7 +179,8 @@ class MemoryCluster:
         self._objects: dict[Key, bytes] = {}
         self._rv = itertools.count(1)
         self._uids = itertools.count(1)
-        self._uid_base = uuid.uuid4().int & ~((1 << 64) - 1)  # random high bits, a counter below
+        # uids: random high 64 bits, a counter below; formatted as str(uuid.UUID(int=...)) would, only cheaper
+        self._uid_prefix = str(uuid.UUID(int=uuid.uuid4().int & ~((1 << 64) - 1)))[:19]
         # A watcher's queue holds marshal'd objects, decoded when the watcher takes them: a burst of writes
         # (a thousand canaries ticking at the same virtual instant) then queues bytes, which the cyclic
         # garbage collector never scans, instead of thousands of dicts it would promote and rescan.
@@ -241,7 +252,9 @@ class MemoryCluster:
         key = self._key(kind, meta.get("namespace", ""), name)
         if key in self._objects:
             raise Conflict(f'{kind.plural} "{name}" already exists')
-        meta["uid"] = str(uuid.UUID(int=self._uid_base + next(self._uids)))  # unique, cheaper than uuid4
+        n = next(self._uids)
+        meta["uid"] = uid = f"{self._uid_prefix}{n >> 48 & 0xFFFF:04x}-{n & 0xFFFFFFFFFFFF:012x}"
+        self._by_uid[uid] = key
         meta["creationTimestamp"] = rfc3339(self.clock.now())
         meta["generation"] = 1
         meta.pop("resourceVersion", None)
@@ -274,8 +287,9 @@ class MemoryCluster:
         if rv and rv != old["metadata"]["resourceVersion"]:
             raise Conflict(self._stale(kind, name))
         body = {k: v for k, v in patch.items() if k != "status"}
-        # ``old`` is a private copy (see _require), so the merge may share its subtrees
-        new = merge_patch(old, copy_json(body))
+        # ``old`` is a private copy (see _require), so the merge may share its subtrees; merge_patch builds
+        # new dicts and copies lists, so nothing of ``patch`` is shared either
+        new = merge_patch(old, body)
         new["metadata"] = dict(new.get("metadata") or {})
         self._keep_system_fields(old, new)
         if _finalized(old, new):
@@ -287,7 +301,7 @@ class MemoryCluster:
         key = self._key(kind, namespace, name)
         old = self._require(key, kind)
         new = old  # a private copy already (see _require)
-        new["status"] = merge_patch(old.get("status") or {}, copy_json(status))
+        new["status"] = merge_patch(old.get("status") or {}, status)
         return self._store(key, new, "MODIFIED", status_only=True)
 
     def delete_now(self, kind: Kind, namespace: str, name: str) -> None:
@@ -507,11 +521,15 @@ class MemoryCluster:
         return obj
 
     def _index_owners(self, key: Key, meta: Obj) -> None:
-        uid = meta.get("uid")
-        if uid:
-            self._by_uid[uid] = key
         refs = meta.get("ownerReferences")
-        owners = tuple(str(r["uid"]) for r in refs if r.get("uid")) if refs else ()
+        if not refs and key not in self._owners:
+            return  # most writes: nothing owns this object, now or before
+        if not refs:
+            owners: tuple[str, ...] = ()
+        elif len(refs) == 1:  # the usual case, without a generator
+            owners = (str(refs[0]["uid"]),) if refs[0].get("uid") else ()
+        else:
+            owners = tuple(str(r["uid"]) for r in refs if r.get("uid"))
         before = self._owners.get(key, ())
         if owners == before:
             return
