@@ -19,6 +19,7 @@ class BumpImageScreen(ModalScreen[str | None]):
     BumpImageScreen > Vertical {
         width: 70; height: auto; padding: 1 2; border: thick $accent; background: $surface;
     }
+    BumpImageScreen Label { width: 100%; }  /* long questions wrap instead of being cut */
     BumpImageScreen .title { text-style: bold; color: $accent; margin-bottom: 1; }
     BumpImageScreen .muted { color: $text-muted; margin-top: 1; }
     """

@@ -19,6 +19,7 @@ class ConfirmScreen(ModalScreen[bool]):
     ConfirmScreen > Vertical {
         width: 60; height: auto; padding: 1 2; border: thick $warning; background: $surface;
     }
+    ConfirmScreen Label { width: 100%; }  /* long questions wrap instead of being cut */
     ConfirmScreen .title { text-style: bold; color: $warning; margin-bottom: 1; }
     ConfirmScreen Horizontal { height: auto; align-horizontal: right; margin-top: 1; }
     ConfirmScreen Button { margin-left: 2; }

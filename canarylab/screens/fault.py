@@ -49,6 +49,7 @@ class FaultScreen(ModalScreen[FaultChoice | None]):
     FaultScreen > Vertical {
         width: 64; height: auto; padding: 1 2; border: thick $error; background: $surface;
     }
+    FaultScreen Label { width: 100%; }  /* long questions wrap instead of being cut */
     FaultScreen .title { text-style: bold; color: $error; margin-bottom: 1; }
     FaultScreen OptionList { height: auto; max-height: 10; }
     FaultScreen .muted { color: $text-muted; margin-top: 1; }
