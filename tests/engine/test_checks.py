@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+from typing import Any
 
 from canarylab.engine.checks import RenderError, render
 from canarylab.engine.kinds import METRIC_TEMPLATE, SECRET
@@ -52,7 +53,7 @@ def test_template_rendering_and_missing_variables() -> None:
 
 
 def _template(query: str, secret: bool = False) -> dict:
-    provider = {"type": "prometheus", "address": "http://prom.linkerd-viz:9090"}
+    provider: dict[str, Any] = {"type": "prometheus", "address": "http://prom.linkerd-viz:9090"}
     if secret:
         provider["secretRef"] = {"name": "prom-auth"}
     return METRIC_TEMPLATE.new("test", "latency", spec={"provider": provider, "query": query})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -23,8 +23,8 @@ from canarylab.engine.events import (
     WeightChanged,
 )
 from canarylab.engine.fakes import FakeMetrics, FakeWebhooks, MemoryCluster
-from canarylab.engine.kinds import CANARY, DEPLOYMENT, TRAFFIC_SPLIT, Obj
-from canarylab.engine.ports import ClusterError
+from canarylab.engine.kinds import CANARY, DEPLOYMENT, TRAFFIC_SPLIT, Kind, Obj
+from canarylab.engine.ports import ClusterError, WatchEvent
 from canarylab.manifests import seed_lab
 from tests.engine.conftest import canary, podinfo, with_hooks
 
@@ -77,7 +77,7 @@ class Run:
         self.cluster.replace_now(dep)
 
 
-def virtual(test: Callable[[], Awaitable[None]]) -> Callable[[], None]:
+def virtual(test: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
     """Run an async test body on the virtual-time loop."""
 
     def wrapper() -> None:
@@ -334,7 +334,7 @@ async def test_a_failing_watch_is_reported_once_and_retried() -> None:
     class Flaky(MemoryCluster):
         failures = 3
 
-        async def watch(self, kind, namespace=None):  # type: ignore[no-untyped-def,override]
+        async def watch(self, kind: Kind, namespace: str | None = None) -> AsyncIterator[WatchEvent]:
             if kind.kind == "Canary" and Flaky.failures > 0:
                 Flaky.failures -= 1
                 raise ClusterError("connection refused")

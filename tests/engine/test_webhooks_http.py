@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -126,7 +126,7 @@ async def _no_sleep(seconds: float) -> None:
     return None
 
 
-def _recording(waits: list[float]):  # type: ignore[no-untyped-def]
+def _recording(waits: list[float]) -> Callable[[float], Awaitable[None]]:
     async def sleep(seconds: float) -> None:
         waits.append(seconds)
 
