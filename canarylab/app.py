@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
@@ -431,7 +431,7 @@ def run_demo(args: argparse.Namespace) -> int:
     speed = args.speed or (1.0 if args.prometheus else 5.0)
     lab = SimLab(args.files, speed=speed, prometheus=args.prometheus, metrics_port=args.metrics_port,
                  readonly=args.readonly)
-    asyncio.run(_serve(cast("Lab", lab), keymap))  # session.Lab's mutable attributes make mypy invariant
+    asyncio.run(_serve(lab, keymap))
     return 0
 
 
@@ -446,5 +446,5 @@ def run_ui(args: argparse.Namespace) -> int:
         ) from None
     keymap = keys.load_keymap()
     lab = KubeLab(args.context, args.namespaces, readonly=args.readonly, in_cluster=args.in_cluster)
-    asyncio.run(_serve(cast("Lab", lab), keymap))
+    asyncio.run(_serve(lab, keymap))
     return 0

@@ -16,14 +16,36 @@ if TYPE_CHECKING:
 class Lab(Protocol):
     """A running lab: a cluster behind the Cluster port, an engine, a clock and the user's actions."""
 
-    title: str
-    """Shown in the dashboard header: ``simulated lab`` or the kube context."""
-    engine: Engine
-    cluster: Cluster
-    clock: Clock
-    readonly: bool
-    supports_faults: bool
-    """Whether :meth:`set_fault` works here (the simulated lab injects faults in the workload)."""
+    # Read-only in the protocol (properties), so an adapter may back them with attributes or properties.
+    @property
+    def title(self) -> str:
+        """Shown in the dashboard header: ``simulated lab`` or the kube context."""
+        ...
+
+    @property
+    def engine(self) -> Engine:
+        """The engine running this lab's Canaries (available once :meth:`start` returned)."""
+        ...
+
+    @property
+    def cluster(self) -> Cluster:
+        """The cluster behind the Cluster port (available once :meth:`start` returned)."""
+        ...
+
+    @property
+    def clock(self) -> Clock:
+        """Lab time: virtual, scaled or real."""
+        ...
+
+    @property
+    def readonly(self) -> bool:
+        """True when the lab must not be changed: the UI hides every mutating key."""
+        ...
+
+    @property
+    def supports_faults(self) -> bool:
+        """Whether :meth:`set_fault` works here (the simulated lab injects faults in the workload)."""
+        ...
 
     async def start(self) -> None:
         """Bring the lab up and start the engine (returns once it runs in the background)."""
