@@ -320,3 +320,49 @@ async def test_35_the_finalizer_stays_until_the_target_is_ready_in_the_simulated
     assert sim.pods.get(("test", "podinfo-primary"), {}) == {}
     await run.stop()
     controllers.cancel()
+
+
+@virtual
+async def test_35_deleting_mid_analysis_reverts_and_a_missing_target_keeps_the_finalizer_with_a_warning() -> None:
+    # Given a Canary with revertOnDeletion in the middle of an analysis
+    run = Run([podinfo(replicas=2), reverting(interval="30s")])
+    run.start()
+    await run.until(lambda: run.phase() == "Initialized")
+    run.set_image("ghcr.io/stefanprodan/podinfo:6.0.1")
+    await run.until(lambda: (run.cluster.get_now(CANARY, "test", "podinfo") or {})["status"].get("canaryWeight") == 20)
+    # When the target is deleted first, then the Canary
+    run.cluster.delete_now(DEPLOYMENT, "test", "podinfo")
+    run.cluster.delete_now(CANARY, "test", "podinfo")
+    await asyncio.sleep(1)
+    # Then no analysis runs any more, the Canary is Terminating and says why it cannot finish
+    assert run.phase() == "Terminating" and finalizers(run) == [FINALIZER]
+    missing = 'deployment podinfo.test get query error: deployments.apps "podinfo" not found'
+    assert missing in run.messages()
+    mark = len(run.messages())
+    await asyncio.sleep(90)
+    assert run.messages()[mark:] == [missing] * 3  # one attempt per interval, nothing else
+    # When the target is back, the next attempt reverts and lets the Canary go
+    run.cluster.create_now(podinfo(replicas=0))
+    took = await run.until(lambda: gone(run), limit=60)
+    assert took <= 30
+    assert run.messages()[-1] == "Terminated canary podinfo.test"
+    assert replicas(run) == 2
+    await run.stop()
+
+
+@virtual
+async def test_35_a_new_engine_finishes_a_termination_the_old_one_started() -> None:
+    cluster = MemoryCluster(LoopClock(epoch=EPOCH), instant_ready=True)
+    first = Run([podinfo(replicas=2), reverting()], cluster=cluster)
+    first.start()
+    await first.until(lambda: first.phase() == "Initialized")
+    await first.stop()
+    # Given the Canary was deleted while no engine ran
+    cluster.delete_now(CANARY, "test", "podinfo")
+    # When a new engine starts, it reverts the target and removes the finalizer
+    second = Run([], cluster=cluster)
+    second.start()
+    await second.until(lambda: gone(second), limit=5)
+    assert second.messages()[-2:] == ["Terminating canary podinfo.test", "Terminated canary podinfo.test"]
+    assert replicas(second) == 2
+    await second.stop()
