@@ -426,9 +426,9 @@ class MemoryCluster:
     def events_for(self, involved: Obj) -> ObjList:
         """The Events recorded about one object, oldest first (by creation order)."""
         meta = involved.get("metadata", {})
-        # Insertion order of the store is creation order: the order Flagger emitted them.
-        events = [marshal.loads(data) for (k, ns, _), data in self._objects.items()
-                  if k == EVENT.kind and ns == meta.get("namespace", "default")]
+        # The kind index keeps creation order: the order Flagger emitted them.
+        namespace = meta.get("namespace", "default")
+        events = [marshal.loads(self._objects[key]) for key in self._kinds.get(EVENT.kind, {}) if key[1] == namespace]
         return [
             e for e in events
             if e["involvedObject"].get("kind") == involved.get("kind")
