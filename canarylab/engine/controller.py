@@ -322,8 +322,10 @@ class Engine:
                 finally:
                     slot.obj = {**obj, "status": dict(canary.status)}
                 if not done:
-                    self._notice(slot, f"{slot.key} keeps its finalizer {finalizer.FINALIZER} until this works; "
-                                 "removing the finalizer by hand deletes it without reverting", "warning")
+                    self._notice(slot, f"{slot.key} keeps its finalizer {finalizer.FINALIZER} and is tried again "
+                                 "every interval; to delete it without reverting: kubectl -n "
+                                 f"{slot.namespace} patch canary {slot.name} --type=merge "
+                                 """-p '{"metadata":{"finalizers":null}}'""", "warning")
                     return None
             fresh = await self.cluster.get(CANARY, slot.namespace, slot.name)
             if fresh is not None and finalizer.has_finalizer(fresh):

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from canarylab.engine.clock import LoopClock, run_virtual
-from canarylab.engine.events import CanaryRemoved, PhaseChanged
+from canarylab.engine.events import CanaryRemoved, EngineNotice, PhaseChanged
 from canarylab.engine.fakes import MemoryCluster
 from canarylab.engine.finalizer import FINALIZER
 from canarylab.engine.kinds import CANARY, CONFIG_MAP, DEPLOYMENT, HPA, SERVICE, TRAFFIC_SPLIT, Obj
@@ -338,6 +338,8 @@ async def test_35_deleting_mid_analysis_reverts_and_a_missing_target_keeps_the_f
     assert run.phase() == "Terminating" and finalizers(run) == [FINALIZER]
     missing = 'deployment podinfo.test get query error: deployments.apps "podinfo" not found'
     assert missing in run.messages()
+    hints = [e.message for e in run.events if isinstance(e, EngineNotice) and e.level == "warning"]
+    assert any("kubectl -n test patch canary podinfo --type=merge" in h for h in hints)
     mark = len(run.messages())
     await asyncio.sleep(90)
     assert run.messages()[mark:] == [missing] * 3  # one attempt per interval, nothing else
