@@ -13,6 +13,7 @@ from textual.widgets import Footer, Static
 from canarylab.screens.hints import hint
 from canarylab.screens.tags import next_image
 from canarylab.screens.view import LabView
+from canarylab.widgets.clock_text import hms
 from canarylab.widgets.event_log import EventLog
 from canarylab.widgets.lab_header import LabHeader
 from canarylab.widgets.metric_chart import MetricChart
@@ -113,8 +114,12 @@ class DetailScreen(Screen[None]):
             self.query_one("#hint", Static).update(text)
 
     def _show_charts(self, view: LabView, namespace: str, name: str) -> None:
-        checks = view.history.of(namespace, name).checks
+        """One chart per check, with the current run's samples only: a new revision starts them over."""
+        history = view.history.of(namespace, name)
+        checks = history.run_checks()
         box = self.query_one("#charts")
+        started = history.run_started.get(history.run)
+        box.border_title = "metric checks" + (f" · run since {hms(started)}" if started is not None else "")
         if checks:
             self.query_one("#no-checks").display = False
         for metric, samples in checks.items():

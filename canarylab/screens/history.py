@@ -7,6 +7,7 @@ export (:mod:`canarylab.screens.report`) renders it. Bounded, so a long demo doe
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from canarylab.engine.events import (
@@ -23,6 +24,8 @@ MAX_LOG = 500
 """Event-log lines kept per Canary."""
 MAX_POINTS = 240
 """Samples kept per metric check (the chart shows the most recent that fit its width)."""
+NEW_RUN = "New revision detected!"
+"""How Flagger's event starts a run: ``... Scaling up <target>`` or ``... Restarting analysis for <target>``."""
 
 
 @dataclass(frozen=True)
@@ -50,11 +53,21 @@ class Sample:
     ok: bool
     unit: str = ""
     error: str = ""
+    run: int = 0
+    """The run it belongs to (see :attr:`CanaryHistory.run`)."""
+
+
+def by_run(samples: Iterable[Sample]) -> list[tuple[int, list[Sample]]]:
+    """``samples`` grouped by run, oldest run first (for the report)."""
+    grouped: dict[int, list[Sample]] = {}
+    for s in samples:
+        grouped.setdefault(s.run, []).append(s)
+    return sorted(grouped.items())
 
 
 @dataclass
 class CanaryHistory:
-    """Everything seen for one Canary since the dashboard started."""
+    """Everything seen for one Canary since the dashboard started, metric samples labelled by run."""
 
     log: deque[LogLine] = field(default_factory=lambda: deque(maxlen=MAX_LOG))
     checks: dict[str, deque[Sample]] = field(default_factory=dict)
@@ -62,6 +75,11 @@ class CanaryHistory:
     """``(time, primary, canary)`` each time the routing object changed."""
     phases: deque[tuple[float, str, str]] = field(default_factory=lambda: deque(maxlen=MAX_LOG))
     """``(time, old, new)`` for each phase change."""
+    run: int = 0
+    """Runs seen: 1 at the first "New revision detected!", +1 at each next (0: samples of a run that was
+    already going when the dashboard started)."""
+    run_started: dict[int, float] = field(default_factory=dict)
+    """When each run started (lab time of its "New revision detected!")."""
     logged: int = 0
     """Log lines appended in total (the log itself is bounded), so the event log appends only new ones."""
     version: int = 0
@@ -71,9 +89,13 @@ class CanaryHistory:
         """Fold one engine event into the history."""
         if isinstance(event, KubeEvent):
             self.log.append(LogLine(event.time, event.type, event.message))
+            if event.message.startswith(NEW_RUN):
+                self.run += 1
+                self.run_started[self.run] = event.time
         elif isinstance(event, CheckEvaluated):
             series = self.checks.setdefault(event.metric, deque(maxlen=MAX_POINTS))
-            series.append(Sample(event.time, event.value, event.min, event.max, event.ok, event.unit, event.error))
+            series.append(Sample(event.time, event.value, event.min, event.max, event.ok, event.unit, event.error,
+                                 self.run))
         elif isinstance(event, WeightChanged):
             self.weights.append((event.time, event.primary, event.canary))
         elif isinstance(event, PhaseChanged):
@@ -88,6 +110,11 @@ class CanaryHistory:
         if isinstance(event, KubeEvent | CanaryProblem | EngineNotice):
             self.logged += 1
         self.version += 1
+
+    def run_checks(self) -> dict[str, list[Sample]]:
+        """Every metric seen, with only the current run's samples (empty right after a new revision): the
+        charts show one run, never the previous run's samples."""
+        return {metric: [s for s in samples if s.run == self.run] for metric, samples in self.checks.items()}
 
 
 class History:

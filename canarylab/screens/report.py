@@ -1,10 +1,11 @@
-"""The Markdown run report ``ctrl+s`` saves: timeline, weights, and each check against its threshold (pure)."""
+"""The Markdown run report ``ctrl+s`` saves: timeline, weights, and each check against its threshold, run by run
+(pure)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from canarylab.screens.history import CanaryHistory
+from canarylab.screens.history import CanaryHistory, Sample, by_run
 from canarylab.widgets.clock_text import hms, iso
 
 if TYPE_CHECKING:
@@ -17,6 +18,16 @@ def _num(value: float | None) -> str:
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _run_title(history: CanaryHistory, run: int, samples: list[Sample]) -> str:
+    """``Run 2 (new revision at 12:01:30): 10 evaluations, 0 failed.``"""
+    started = history.run_started.get(run)
+    failed = sum(1 for s in samples if not s.ok)
+    counts = f"{len(samples)} evaluations, {failed} failed."
+    if started is None:
+        return f"The run in progress when the dashboard started: {counts}"
+    return f"Run {run} (new revision at {hms(started)}): {counts}"
 
 
 def markdown(title: str, state: CanaryState | None, namespace: str, name: str, history: CanaryHistory,
@@ -50,11 +61,15 @@ def markdown(title: str, state: CanaryState | None, namespace: str, name: str, h
         out.append("No metric check was evaluated.")
     for metric, samples in history.checks.items():
         failed = sum(1 for s in samples if not s.ok)
-        out += [f"### {metric}", "", f"{len(samples)} evaluations, {failed} failed.", "",
-                "| time (UTC) | value | min | max | result |", "|---|---|---|---|---|"]
-        for s in samples:
-            verdict = "ok" if s.ok else f"FAILED{': ' + _cell(s.error) if s.error else ''}"
-            out.append(f"| {hms(s.time)} | {_num(s.value)}{s.unit} | {_num(s.min) if s.min is not None else '-'} "
-                       f"| {_num(s.max) if s.max is not None else '-'} | {verdict} |")
-        out.append("")
+        out += [f"### {metric}", "", f"{len(samples)} evaluations, {failed} failed.", ""]
+        runs = by_run(samples)
+        for run, run_samples in runs:
+            if len(runs) > 1 or run > 0:
+                out += [_run_title(history, run, run_samples), ""]
+            out += ["| time (UTC) | value | min | max | result |", "|---|---|---|---|---|"]
+            for s in run_samples:
+                verdict = "ok" if s.ok else f"FAILED{': ' + _cell(s.error) if s.error else ''}"
+                out.append(f"| {hms(s.time)} | {_num(s.value)}{s.unit} | {_num(s.min) if s.min is not None else '-'} "
+                           f"| {_num(s.max) if s.max is not None else '-'} | {verdict} |")
+            out.append("")
     return "\n".join(out).rstrip() + "\n"

@@ -6,12 +6,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from textual.pilot import Pilot
+
 from canarylab.app import CanaryLabApp
 from canarylab.screens.bump_image import BumpImageScreen
 from canarylab.screens.confirm import ConfirmScreen
 from canarylab.screens.detail import DetailScreen
 from canarylab.screens.fault import FaultScreen
 from canarylab.screens.help import HelpScreen
+from canarylab.screens.view import LabView
+from canarylab.widgets.clock_text import hms
+from canarylab.widgets.metric_chart import MetricChart
 from canarylab.widgets.traffic_bar import TrafficBar
 
 from .conftest import FASTER, until
@@ -30,7 +35,7 @@ def weight(app: CanaryLabApp) -> int:
     return states[0].canary_weight if states else 0
 
 
-async def ship(app: CanaryLabApp, pilot) -> None:  # type: ignore[no-untyped-def]
+async def ship(app: CanaryLabApp, pilot: Pilot[None]) -> None:
     """Given the seed lab initialized, press b and accept the proposed 3.1.1."""
     await until(pilot, lambda: phase(app) == "Initialized", "the seed canary to be Initialized")
     await pilot.press("b")
@@ -229,7 +234,7 @@ async def test_repaints_are_coalesced_to_about_five_a_second(make_app: MakeApp) 
         calls: list[float] = []
         original = screen.show
 
-        def counting_show(view):  # type: ignore[no-untyped-def]
+        def counting_show(view: LabView) -> None:
             calls.append(app.lab.clock.now())
             original(view)
 
@@ -240,3 +245,39 @@ async def test_repaints_are_coalesced_to_about_five_a_second(make_app: MakeApp) 
         # then the screen was redrawn at most ~5 times a second however many events arrived
         assert app.history.version > events_before
         assert 1 <= len(calls) <= 12
+
+
+async def test_a_second_image_bump_starts_the_charts_over(make_app: MakeApp) -> None:
+    app = make_app(speed=FASTER)
+    async with app.run_test(size=(120, 40)) as pilot:
+        # given a first run promoted, with its checks on the charts
+        await ship(app, pilot)
+        await until(pilot, lambda: phase(app) == "Succeeded", "the first promotion", timeout=90)
+
+        def chart() -> MetricChart:
+            return app.screen.query_one("#chart-request-success-rate", MetricChart)
+
+        await until(pilot, lambda: len(chart()._samples) >= 10, "the first run's samples on the chart")
+        first_run = chart()._samples
+        history = app.history.of("test", "podinfo")
+        assert history.run == 1 and {s.run for s in first_run} == {1}
+        # when the next tag is shipped
+        await pilot.press("b")
+        await until(pilot, lambda: isinstance(app.screen, BumpImageScreen), "the bump modal")
+        assert "stefanprodan/podinfo:3.1.2" in screen_text(app)
+        await pilot.press("enter")
+        await until(pilot, lambda: history.run == 2, "the second New revision detected!")
+        started = history.run_started[2]
+        # then the chart starts over: only samples of the second run, none of the first
+        await until(pilot, lambda: weight(app) >= 10, "two steps of the second run", timeout=60)
+        await until(pilot, lambda: chart()._samples and chart()._samples[-1].run == 2, "a second-run sample")
+        samples = chart()._samples
+        assert all(s.run == 2 and s.time >= started for s in samples)
+        assert len(samples) < len(first_run)
+        assert f"metric checks · run since {hms(started)}" in screen_text(app)
+        # while the report keeps both runs, labelled
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: app.export_dir and list(app.export_dir.glob("*.md")), "the report")
+    assert app.export_dir is not None
+    report = next(app.export_dir.glob("*.md")).read_text()
+    assert "Run 1 (new revision at" in report and f"Run 2 (new revision at {hms(started)})" in report

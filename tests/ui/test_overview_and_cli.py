@@ -50,7 +50,9 @@ async def test_the_overview_lists_filters_sorts_and_opens_canaries(make_app: Mak
     async with app.run_test(size=(120, 30)) as pilot:
         # given two canaries, the dashboard stays on the overview, one row each, like kubectl get canaries -A
         await until(pilot, lambda: len(app.lab.engine.canary_states()) == 2, "two canaries")
-        await until(pilot, lambda: "2 of 2 canaries" in screen_text(app), "both rows")
+        # (the summary line can be painted a frame before the table's rows: wait for both)
+        await until(pilot, lambda: all(word in screen_text(app) for word in ("2 of 2 canaries", "frontend", "shop")),
+                    "both rows")
         assert isinstance(app.screen, OverviewScreen)
         text = screen_text(app)
         assert "NAMESPACE" in text and "LASTTRANSITION" in text

@@ -124,3 +124,34 @@ def test_the_report_has_the_timeline_weights_and_checks_against_thresholds() -> 
     assert "| 00:00:30 | 95% | 5% |" in text
     assert "| 00:01:00 | 50% | 99 | - | FAILED |" in text
     assert "1 evaluations, 1 failed." in text
+
+
+def test_each_new_revision_starts_a_run_the_charts_show_alone_and_the_report_labels() -> None:
+    # given a check evaluated before any revision (the dashboard started mid-run), then two runs
+    history = History()
+    common = {"namespace": "test", "name": "podinfo"}
+
+    def check(time: float, value: float) -> CheckEvaluated:
+        return CheckEvaluated(time=time, metric="request-success-rate", value=value, min=99, max=None,
+                              ok=value >= 99, unit="%", **common)
+
+    def revision(time: float, how: str) -> KubeEvent:
+        return KubeEvent(time=time, type="Normal", reason="Synced", message=f"New revision detected! {how}", **common)
+
+    history.feed([check(10, 100.0)])
+    canary = history.of("test", "podinfo")
+    assert canary.run == 0 and [s.value for s in canary.run_checks()["request-success-rate"]] == [100.0]
+    history.feed([revision(20, "Scaling up podinfo.test"), check(50, 99.5), check(80, 99.0)])
+    assert [s.time for s in canary.run_checks()["request-success-rate"]] == [50, 80]
+    # when a newer revision arrives mid-run, the chart starts empty, then only has the new run's samples
+    history.feed([revision(90, "Restarting analysis for podinfo.test")])
+    assert canary.run_checks() == {"request-success-rate": []}
+    history.feed([check(120, 50.0)])
+    assert [s.time for s in canary.run_checks()["request-success-rate"]] == [120]
+    # and the report keeps every run, labelled
+    text = markdown("simulated lab", state(phase="Progressing"), "test", "podinfo", canary, 130)
+    assert "4 evaluations, 1 failed." in text
+    assert "The run in progress when the dashboard started: 1 evaluations, 0 failed." in text
+    assert "Run 1 (new revision at 00:00:20): 2 evaluations, 0 failed." in text
+    assert "Run 2 (new revision at 00:01:30): 1 evaluations, 1 failed." in text
+    assert text.index("Run 1 (") < text.index("| 00:00:50 |") < text.index("Run 2 (") < text.index("| 00:02:00 |")
