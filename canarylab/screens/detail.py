@@ -8,13 +8,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from canarylab.screens.hints import hint
 from canarylab.screens.tags import next_image
 from canarylab.screens.view import LabView
 from canarylab.widgets.clock_text import hms
 from canarylab.widgets.event_log import EventLog
+from canarylab.widgets.key_footer import KeyFooter
 from canarylab.widgets.lab_header import LabHeader
 from canarylab.widgets.metric_chart import MetricChart
 from canarylab.widgets.pods_table import PodsTable
@@ -41,7 +42,9 @@ class DetailScreen(Screen[None]):
     DetailScreen #charts { width: 1fr; padding: 0 1; }
     DetailScreen #side { width: 1fr; }
     DetailScreen #no-checks { color: $text-muted; }
-    DetailScreen #hint { height: 1; padding: 0 1; color: $text-accent; background: $boost; }
+    DetailScreen #hint {
+        height: 1; padding: 0 1; color: $text-accent; background: $boost; text-wrap: nowrap; text-overflow: ellipsis;
+    }
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.overview", "Overview", show=False)]
 
@@ -49,8 +52,10 @@ class DetailScreen(Screen[None]):
         super().__init__()
         self.key = (namespace, name)
         self._hint = ""
+        self._hint_view: LabView | None = None
 
     def compose(self) -> ComposeResult:
+        namespace, _ = self.key
         yield LabHeader(id="header")
         with Vertical(id="traffic"):
             yield TrafficBar(id="bar")
@@ -61,9 +66,9 @@ class DetailScreen(Screen[None]):
                 yield Static("no metric checks evaluated yet: they start with the analysis", id="no-checks")
             with Vertical(id="side"):
                 yield PodsTable(id="pods")
-                yield EventLog(id="events")
+                yield EventLog(namespace, id="events")
         yield Static("", id="hint")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#traffic").border_title = "traffic"
@@ -107,8 +112,19 @@ class DetailScreen(Screen[None]):
             self.query_one(PodsTable).show(workloads)
         self._show_charts(view, namespace, name)
         self.query_one(EventLog).show(history.log, history.logged)
+        self._show_hint(view)
+
+    def on_resize(self) -> None:
+        if self._hint_view is not None:
+            self._show_hint(self._hint_view)  # a narrower terminal gets the shorter wording
+
+    def _show_hint(self, view: LabView) -> None:
+        self._hint_view = view
+        state = view.state(self.key)
+        workloads = view.workloads.get(self.key)
         proposed = next_image(workloads.canary.image) if workloads and workloads.canary.image else ""
-        text = hint(state, proposed, readonly=view.readonly, supports_faults=view.supports_faults)
+        width = self.size.width - 2 if self.size.width else None  # the line's padding
+        text = hint(state, proposed, readonly=view.readonly, supports_faults=view.supports_faults, width=width)
         if text != self._hint:
             self._hint = text
             self.query_one("#hint", Static).update(text)

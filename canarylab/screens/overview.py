@@ -8,10 +8,11 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from canarylab.screens.view import LabView
 from canarylab.widgets.canary_table import SORT_KEYS, CanaryTable
+from canarylab.widgets.key_footer import KeyFooter
 from canarylab.widgets.lab_header import LabHeader
 
 
@@ -21,7 +22,7 @@ class OverviewScreen(Screen[None]):
     DEFAULT_CSS = """
     OverviewScreen #filter { display: none; }
     OverviewScreen #filter.visible { display: block; }
-    OverviewScreen #summary { height: 1; color: $text-muted; padding: 0 1; }
+    OverviewScreen #summary { height: 1; color: $text-muted; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("s", "sort", "Sort"),
@@ -41,7 +42,8 @@ class OverviewScreen(Screen[None]):
         box = Input(placeholder="filter by namespace, name or phase (Escape clears)", id="filter")
         box.cursor_blink = False
         yield box
-        yield Footer()
+        # this is the overview; sort and filter matter more here than pause or gate (the detail has those)
+        yield KeyFooter(drop_first=("overview", "gate", "pause", "export"))
 
     def current_key(self) -> tuple[str, str] | None:
         """The Canary under the cursor."""
@@ -64,9 +66,14 @@ class OverviewScreen(Screen[None]):
         self.query_one(LabHeader).show(view.title, view.engine, count, view.now)
         sort = f"sorted by {table.sort_by}" + (f" · filter '{table.filter}'" if table.filter else "")
         shown = table.row_count
-        self.query_one("#summary", Static).update(
-f"{shown} of {len(view.states)} canaries · {sort} · ! needs attention · Enter opens · s sorts"
-        )
+        parts = [f"{shown} of {len(view.states)} canaries", sort, "! needs attention", "Enter opens", "s sorts"]
+        while len(parts) > 2 and len(" · ".join(parts)) > self.size.width - 2:
+            parts.pop()  # a narrow terminal drops the tips before the counts
+        self.query_one("#summary", Static).update(" · ".join(parts))
+
+    def on_resize(self) -> None:
+        if self._view:
+            self.show(self._view)  # the summary line fits the new width
 
     def action_sort(self) -> None:
         table = self.query_one(CanaryTable)

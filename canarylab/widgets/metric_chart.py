@@ -86,9 +86,10 @@ class MetricChart(Widget):
         samples = self._samples
         value, bounds, verdict = headline(self.metric, samples)
         mark = {"ok": "✔", "bad": "✘", "idle": "·"}[verdict]
+        gap = "  " if len(f"{self.metric}  {mark} {value}  {bounds}") <= self.size.width else " "  # narrow: closer
         title = Text.assemble(
-            (self.metric, self._style("title")), "  ",
-            (f"{mark} {value}", self._style(verdict)), "  ",
+            (self.metric, self._style("title")), gap,
+            (f"{mark} {value}", self._style(verdict)), gap,
             (bounds, self._style("threshold")),
             no_wrap=True, overflow="ellipsis",
         )  # fmt: skip

@@ -10,7 +10,8 @@ from canarylab.screens.workloads import Revision, Workloads
 from canarylab.widgets.traffic_bar import tag_of
 
 NARROW = 56
-"""Below this width the deployment column goes (the revision column already says which is which)."""
+"""Below this width the deployment column goes (the revision column already says which is which) and the
+image column shows the tag only (the traffic bar above names the image)."""
 
 
 def ready_text(rev: Revision) -> str:
@@ -53,5 +54,5 @@ class PodsTable(DataTable[str | Text]):
             self.add_row(
                 rev.role, *([rev.deployment] if wide else []),
                 Text(ready_text(rev), style="bold" if healthy else "italic"),
-                tag_of(rev.image) if rev.image else "-", rev.hpa,
+                (tag_of(rev.image) if wide else tag_of(rev.image).rsplit(":", 1)[-1]) if rev.image else "-", rev.hpa,
             )  # fmt: skip

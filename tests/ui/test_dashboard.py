@@ -281,3 +281,21 @@ async def test_a_second_image_bump_starts_the_charts_over(make_app: MakeApp) -> 
     assert app.export_dir is not None
     report = next(app.export_dir.glob("*.md")).read_text()
     assert "Run 1 (new revision at" in report and f"Run 2 (new revision at {hms(started)})" in report
+
+
+async def test_at_80x24_the_detail_fits_hint_footer_and_one_line_events(make_app: MakeApp) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ship(app, pilot)
+        await until(pilot, lambda: "Advance canary weight 10" in screen_text(app), "two steps, one line each")
+        lines = screen_text(app).splitlines()
+        # the hint in its short wording, whole; the footer keeps help and quit in view
+        assert lines[-2].strip() == "running: f fault · p promote · r roll back · space pause"
+        footer = lines[-1]
+        for label in ("b Ship", "f Fault", "r Rollback", "p Promote", "space Pause", "? Help", "q Quit"):
+            assert label in footer
+        # every event is one line starting with its time (no wrapped continuation lines)
+        events = [line.split("││", 1)[1] for line in lines if "││" in line]
+        logged = [e for e in events if e[:2].isdigit()]
+        assert any("Starting canary analysis" in e for e in logged)
+        assert not any(e.strip("│ ").startswith(("podinfo", "canary weight")) for e in events)

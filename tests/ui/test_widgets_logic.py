@@ -9,12 +9,15 @@ import pytest
 from canarylab.engine.controller import CanaryState
 from canarylab.engine.events import CheckEvaluated, KubeEvent, WeightChanged
 from canarylab.errors import UserError
-from canarylab.keymap import load_keymap
+from canarylab.keymap import KEYS, load_keymap
+from canarylab.screens.hints import hint
 from canarylab.screens.history import History
 from canarylab.screens.report import markdown
 from canarylab.screens.tags import next_image
 from canarylab.widgets.braille import render
 from canarylab.widgets.canary_table import sort_and_filter
+from canarylab.widgets.event_log import short_message
+from canarylab.widgets.key_footer import FooterPlan, fit
 from canarylab.widgets.status import needs_attention
 from canarylab.widgets.step_ladder import ladder
 
@@ -155,3 +158,50 @@ def test_each_new_revision_starts_a_run_the_charts_show_alone_and_the_report_lab
     assert "Run 1 (new revision at 00:00:20): 2 evaluations, 0 failed." in text
     assert "Run 2 (new revision at 00:01:30): 1 evaluations, 1 failed." in text
     assert text.index("Run 1 (") < text.index("| 00:00:50 |") < text.index("Run 2 (") < text.index("| 00:02:00 |")
+
+
+@pytest.mark.parametrize(
+    ("message", "short"),
+    [("Advance podinfo.test canary weight 5", "Advance canary weight 5"),
+     ("New revision detected! Scaling up podinfo.test", "New revision detected! Scaling up"),
+     ("Starting canary analysis for podinfo.test", "Starting canary analysis"),
+     ("Initialization done! podinfo.test", "Initialization done!"),
+     ("Halt podinfo.test advancement success rate 50.00% < 99%", "success rate 50.00% < 99%"),
+     ("Rolling back podinfo.test failed checks threshold reached 5", "Rolling back failed checks threshold reached 5"),
+     ("Copying podinfo.test template spec to podinfo-primary.test", "Copying podinfo template spec to podinfo-primary"),
+     ("podinfo-primary.test not ready: waiting for rollout", "podinfo-primary not ready: waiting for rollout"),
+     # a metric name and a URL stay whole
+     ("Halt advancement no values found for metric: request-success-rate",
+      "no values found for metric: request-success-rate"),
+     ("Pre-rollout check t failed Post http://flagger-loadtester.test/: refused",
+      "Pre-rollout check t failed Post http://flagger-loadtester.test/: refused")],
+)
+def test_narrow_event_lines_drop_the_canary_flaggers_message_repeats(message: str, short: str) -> None:
+    assert short_message(message, "test") == short
+
+
+def test_the_hint_has_a_shorter_wording_for_narrow_terminals() -> None:
+    running = state(phase="Progressing", canary_weight=10)
+    wide = hint(running, "podinfo:3.1.1", readonly=False, supports_faults=True, width=118)
+    narrow = hint(running, "podinfo:3.1.1", readonly=False, supports_faults=True, width=78)
+    assert wide == "analysis running: f to inject a fault, p to promote now, r to roll back, space to pause"
+    assert narrow == "running: f fault · p promote · r roll back · space pause" and len(narrow) <= 78
+    for phase in ("Initialized", "Progressing", "Promoting", "Initializing"):
+        for readonly in (False, True):
+            assert len(hint(state(phase=phase), "p:3.1.1", readonly=readonly, supports_faults=True, width=78)) <= 78
+
+
+def test_the_footer_goes_compact_then_short_then_drops_the_least_needed_keys() -> None:
+    keys = [(k.action, {"space": "space", "slash": "/", "question_mark": "?", "ctrl+s": "^s"}.get(k.keys, k.keys),
+             k.description) for k in KEYS]
+    palette = ("^p", "palette")
+    assert fit(keys, 200, palette) == FooterPlan(False, {a: d for a, _, d in keys}, True)
+    at_120 = fit(keys, 120, palette)
+    assert at_120.compact and at_120.palette and len(at_120.labels) == len(keys) and at_120.labels["pause"] == "Pause"
+    at_80 = fit(keys, 80, palette)
+    assert {"bump", "fault", "rollback", "promote", "pause", "help", "quit"} <= set(at_80.labels)
+    assert "filter" not in at_80.labels
+    # the overview gives up its own Overview key first
+    assert "overview" not in fit(keys, 110, palette, drop_first=("overview",)).labels
+    # however narrow, help and quit stay
+    assert set(fit(keys, 10, palette).labels) == {"help", "quit"}
