@@ -164,6 +164,8 @@ class CanaryLabApp(App[None]):
         if self._engine_text != "running" or not callable(failed_task):
             return
         error = failed_task()
+        while isinstance(error, BaseExceptionGroup) and error.exceptions:
+            error = error.exceptions[0]  # the engine's TaskGroup wraps the error that stopped it: name that one
         if error is not None:
             self._engine_text = "stopped"
             self._dirty = True

@@ -132,6 +132,14 @@ class KubeLab:
         if self._task is not None:
             await self._task
 
+    def failed_task(self) -> BaseException | None:
+        """The engine's error when its task died (as :meth:`SimLab.failed_task`), else ``None``; a cancelled or
+        running engine has none. The dashboard polls it to say "the engine stopped" instead of freezing."""
+        task = self._task
+        if task is None or not task.done() or task.cancelled():
+            return None
+        return task.exception()
+
     async def stop(self) -> None:
         """Stop the engine and close the HTTP clients; never raises."""
         if self._task is not None:
