@@ -39,13 +39,15 @@ def wait_for(text: str, timeout: float = 30.0) -> str:
 
 
 @pytest.fixture
-def demo(tmp_path: Path) -> Iterator[None]:
+def demo(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[None]:
+    """``canarylab demo`` in a tmux pane of ``request.param`` (columns, rows), 120x40 by default."""
     if shutil.which("tmux") is None:
         pytest.fail("tmux is needed for the real-terminal test (apt-get install tmux)")
+    columns, rows = getattr(request, "param", (120, 40))
     exe = Path(sys.executable).with_name("canarylab")
     # `; echo` shows the exit status once the app is gone; `sleep` keeps the pane readable for the test.
     command = f"cd {tmp_path} && {exe} demo --speed 20; echo canarylab-exited=$?; sleep 30"
-    tmux("new-session", "-d", "-s", SESSION, "-x", "120", "-y", "40", command)
+    tmux("new-session", "-d", "-s", SESSION, "-x", str(columns), "-y", str(rows), command)
     try:
         yield
     finally:
@@ -76,3 +78,18 @@ def test_the_demo_runs_in_a_terminal_ships_on_b_and_quits_on_q(demo: None) -> No
     tmux("send-keys", "-t", SESSION, "q")
     screen = wait_for("canarylab-exited=", timeout=15)
     assert "canarylab-exited=0" in screen and "Traceback" not in screen
+
+
+@pytest.mark.parametrize("demo", [(80, 24)], indirect=True)
+def test_at_80x24_the_hint_and_the_footer_fit_and_events_take_one_line_each(demo: None) -> None:
+    screen = wait_for("press b to ship 3.1.1, then f to break it")
+    assert tmux("display", "-p", "-t", SESSION, "#{window_width}x#{window_height}").strip() == "80x24"
+    footer = screen.rstrip("\n").splitlines()[-1]
+    assert "b Ship" in footer and "? Help" in footer and "q Quit" in footer
+    tmux("send-keys", "-t", SESSION, "b")
+    wait_for("stefanprodan/podinfo:3.1.1", timeout=10)
+    tmux("send-keys", "-t", SESSION, "Enter")
+    screen = wait_for("Advance canary weight 10")  # the narrow log drops the repeated podinfo.test
+    assert "running: f fault · p promote · r roll back · space pause" in screen
+    tmux("send-keys", "-t", SESSION, "q")
+    assert "canarylab-exited=0" in wait_for("canarylab-exited=", timeout=15)
