@@ -452,6 +452,8 @@ class Engine:
             ns, name = meta.get("namespace", "default"), meta.get("name", "")
             if ev.type == "DELETED" or name.endswith("-primary"):
                 continue
+            if not isinstance(ev.object.get("spec"), dict):
+                continue  # not a Deployment any API server would store: never a canary target, never a crash
             new_hash = template_hash(ev.object)
             for slot in self._targeting(ns, name):
                 if slot.target_hash is not None and slot.target_hash != new_hash:
@@ -463,7 +465,7 @@ class Engine:
         index: dict[tuple[str, str], list[_Slot]] = {}
         if self._target_index_size != len(self._slots) or self._target_index is None:
             for slot in self._slots.values():
-                name = ((slot.obj.get("spec") or {}).get("targetRef") or {}).get("name")
+                name = _dig(slot.obj, "spec", "targetRef", "name")
                 index.setdefault((slot.namespace, str(name)), []).append(slot)
             self._target_index, self._target_index_size = index, len(self._slots)
         return self._target_index.get((namespace, target), [])
@@ -481,7 +483,7 @@ class Engine:
     def _gate_hook(self, slot: _Slot, phase: str) -> str | None:
         if slot.notes.waiting_gate:
             return slot.notes.waiting_gate
-        hooks = ((slot.obj.get("spec") or {}).get("analysis") or {}).get("webhooks") or []
+        hooks = _hooks(slot.obj)
         wanted = {"Waiting": "confirm-rollout", "WaitingPromotion": "confirm-promotion"}.get(phase)
         return next((h.get("name") for h in hooks if h.get("type") == wanted), None) if wanted else None
 
@@ -491,7 +493,7 @@ class Engine:
             raise EngineError(f"{slot.key} is not waiting at a gate (phase {phase})")
         slot.notes.opened_gates.add(gate)
         self._notice(slot, f"gate {gate} opened")
-        hooks = ((slot.obj.get("spec") or {}).get("analysis") or {}).get("webhooks") or []
+        hooks = _hooks(slot.obj)
         hook = next((h for h in hooks if h.get("name") == gate), None)
         url = str((hook or {}).get("url", ""))
         parts = urlsplit(url)
@@ -509,7 +511,7 @@ class Engine:
     def _state(self, slot: _Slot) -> CanaryState:
         obj = slot.obj
         status = obj.get("status") or {}
-        spec = obj.get("spec") or {}
+        spec: dict[str, Any] = obj["spec"] if isinstance(obj.get("spec"), dict) else {}
         c = slot.canary
         phase = str(status.get("phase") or "")
         weight = int(status.get("canaryWeight", 0) or 0)
@@ -519,7 +521,7 @@ class Engine:
             gate = self._gate_hook(slot, phase)
         return CanaryState(
             namespace=slot.namespace, name=slot.name,
-            target=c.target if c else str((spec.get("targetRef") or {}).get("name", "")),
+            target=c.target if c else str(_dig(obj, "spec", "targetRef", "name") or ""),
             phase=phase, canary_weight=canary_w, primary_weight=primary_w,
             failed_checks=int(status.get("failedChecks", 0) or 0),
             threshold=c.threshold if c else 0,
@@ -605,9 +607,23 @@ class Engine:
                                 reason=str(obj.get("reason", "")), message=str(obj.get("message", ""))))  # fmt: skip
 
 
+def _dig(obj: Any, *path: str) -> Any:
+    """``obj[path[0]][path[1]]...``, or ``None`` where a level is missing or not an object (invalid specs)."""
+    for key in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _hooks(obj: Obj) -> list[dict[str, Any]]:
+    """The Canary's webhooks that are objects (an invalid spec may hold anything)."""
+    hooks = _dig(obj, "spec", "analysis", "webhooks")
+    return [h for h in hooks if isinstance(h, dict)] if isinstance(hooks, list) else []
+
+
 def _interval(obj: Obj) -> Any:
-    spec = obj.get("spec") or {}
-    return (spec.get("analysis") or spec.get("canaryAnalysis") or {}).get("interval")
+    return _dig(obj, "spec", "analysis", "interval") or _dig(obj, "spec", "canaryAnalysis", "interval")
 
 
 def _timestamp(text: Any) -> float | None:

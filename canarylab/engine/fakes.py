@@ -29,6 +29,7 @@ from typing import Any
 from canarylab.engine.kinds import DEPLOYMENT, EVENT, Kind, Obj, kind_of
 from canarylab.engine.ports import (
     Clock,
+    ClusterError,
     Conflict,
     MetricQuery,
     MetricsError,
@@ -501,6 +502,11 @@ class MemoryCluster:
 
     def _store(self, key: Key, obj: Obj, type: WatchType, *, status_only: bool = False) -> Obj:
         """Store ``obj`` (a private object no caller holds) and hand it back as the caller's copy."""
+        for part in ("spec", "status"):
+            # What the API server's schema validation refuses (HTTP 422), so no watcher ever sees it.
+            if not isinstance(obj.get(part, {}), dict):
+                raise ClusterError(f'{key[0]} "{key[2]}" is invalid: {part}: Invalid value: '
+                                   f'"{type_name(obj[part])}": {part} in body must be of type object')
         if self.instant_ready and key[0] == DEPLOYMENT.kind and not status_only:
             obj["status"] = deployment_ready_status(obj)
         meta = obj["metadata"]
@@ -721,3 +727,9 @@ class ManualClock:
         """Advance by ``seconds`` and yield once to the loop."""
         self.advance(seconds)
         await asyncio.sleep(0)
+
+
+def type_name(value: object) -> str:
+    """JSON's name for a value's type, as the API server's validation messages say it."""
+    names = {str: "string", bool: "boolean", int: "integer", float: "number", list: "array", type(None): "null"}
+    return names.get(type(value), type(value).__name__)

@@ -348,3 +348,30 @@ async def test_a_failing_watch_is_reported_once_and_retried() -> None:
     notices = [e for e in run.events if isinstance(e, EngineNotice) and "watching Canaries failed" in e.message]
     assert len(notices) == 1
     await run.stop()
+
+
+@virtual
+async def test_malformed_objects_never_stop_the_engine() -> None:
+    # Given a healthy canary
+    run = Run([podinfo(), canary()])
+    run.start()
+    await run.until(lambda: run.phase() == "Initialized")
+    # when someone writes objects with a spec that is not an object, the cluster refuses them as an API server does
+    for kind, api in (("Deployment", "apps/v1"), ("Canary", "flagger.app/v1beta1")):
+        with pytest.raises(ClusterError, match=f'{kind} "corrupt" is invalid: spec: .* must be of type object'):
+            run.cluster.create_now({"apiVersion": api, "kind": kind,
+                                    "metadata": {"name": "corrupt", "namespace": "test"}, "spec": "not an object"})
+    # and a Canary whose targetRef is a list (schema-valid where unknown fields are kept) gets through
+    odd = canary()
+    odd["metadata"]["name"] = "odd"
+    odd["spec"]["targetRef"] = ["podinfo"]
+    run.cluster.create_now(odd)
+    run.set_image("stefanprodan/podinfo:3.1.1")
+    # then the healthy canary still runs to promotion and the odd one is reported, not fatal
+    await run.until(lambda: run.phase() == "Succeeded")
+    assert run.task is not None and not run.task.done()
+    problems = [e for e in run.events if isinstance(e, CanaryProblem)]
+    assert {p.name for p in problems} == {"odd"}
+    assert "spec.targetRef" in problems[0].message
+    assert {s.name: s.problem is not None for s in run.engine.canary_states()} == {"podinfo": False, "odd": True}
+    await run.stop()

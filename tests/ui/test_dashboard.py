@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from textual.pilot import Pilot
 
 from canarylab.app import CanaryLabApp
+from canarylab.engine import controller
 from canarylab.screens.bump_image import BumpImageScreen
 from canarylab.screens.confirm import ConfirmScreen
 from canarylab.screens.detail import DetailScreen
@@ -302,17 +303,21 @@ async def test_at_80x24_the_detail_fits_hint_footer_and_one_line_events(make_app
         assert not any(e.strip("│ ").startswith(("podinfo", "canary weight")) for e in events)
 
 
-async def test_the_header_and_a_notice_say_so_when_the_simulated_engine_dies(make_app: MakeApp) -> None:
+async def test_the_header_and_a_notice_say_so_when_the_simulated_engine_dies(
+    make_app: MakeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = make_app()
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
         await until(pilot, lambda: phase(app) == "Initialized", "the canary")
-        # when the cluster holds an object the lab cannot handle (a Deployment whose spec is not an object,
-        # which a real API server's schema refuses), a lab task dies
-        corrupt = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "corrupt", "namespace": "test"},
-                   "spec": "not an object"}
-        with contextlib.suppress(AttributeError):  # the simulated deployment controller trips over it first
-            await app.lab.cluster.create(corrupt)
+        # when the engine hits a bug (injected: hashing a pod template fails) as the image changes, its task dies
+        monkeypatch.setattr(controller, "template_hash", _injected_bug)
+        await app.lab.set_image("test", "podinfo", "podinfod", "stefanprodan/podinfo:3.1.1")
         await until(pilot, lambda: app.lab.failed_task() is not None, "a lab task to die")  # type: ignore[attr-defined]
         # then the dashboard says so instead of showing a frozen lab as running
         await until(pilot, lambda: "engine stopped" in screen_text(app).splitlines()[0], "the header")
         await until(pilot, lambda: "the engine stopped" in screen_text(app), "the notification")
+        assert "RuntimeError: injected engine bug" in screen_text(app)  # the cause, unwrapped
+
+
+def _injected_bug(deployment: object) -> str:
+    raise RuntimeError("injected engine bug")

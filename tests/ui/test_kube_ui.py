@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from canarylab.app import MUTATING, CanaryLabApp
+from canarylab.engine import controller
 from canarylab.engine.fakes import FakeMetrics
 from canarylab.engine.kinds import DEPLOYMENT
 from canarylab.keymap import KEYS
@@ -110,17 +111,21 @@ async def test_ui_readonly_shows_no_key_that_changes_anything(seeded: ApiServer,
         assert len(seeded.writes) == before
 
 
-async def test_ui_says_the_engine_stopped_when_its_task_dies(seeded: ApiServer, kubeconfig: Path) -> None:  # noqa: F811
+async def test_ui_says_the_engine_stopped_when_its_task_dies(
+    seeded: ApiServer, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
     async with ui(seeded, kubeconfig) as app, app.run_test(size=(120, 40), notifications=True) as pilot:
         await until(pilot, lambda: "Initialized" in screen_text(app), "the Canary Initialized on screen")
         assert isinstance(app.lab, KubeLab) and app.lab.failed_task() is None
-        # when the API server hands the engine an object it cannot handle (a Deployment whose spec is not an
-        # object: a real API server's schema refuses it), the engine's task dies
-        seeded.controllers.remove(ready_deployments)  # it would trip over the object first
-        seeded.put_object({"apiVersion": "apps/v1", "kind": "Deployment",
-                           "metadata": {"name": "corrupt", "namespace": "test"}, "spec": "not an object"})
+        # when the engine hits a bug (injected: hashing a pod template fails) as the image changes, its task dies
+        monkeypatch.setattr(controller, "template_hash", _injected_bug)
+        await app.lab.set_image("test", "podinfo", "podinfod", "stefanprodan/podinfo:3.1.1")
         await until(pilot, lambda: app.lab.failed_task() is not None, "the engine task to die")  # type: ignore[attr-defined]
         # then the dashboard says so instead of showing a frozen lab as running
         await until(pilot, lambda: "engine stopped" in line(app, 0), "the header")
         await until(pilot, lambda: "the engine stopped" in screen_text(app), "the notification")
-        assert "AttributeError: 'str' object has no attribute 'get'" in screen_text(app)  # the cause, unwrapped
+        assert "RuntimeError: injected engine bug" in screen_text(app)  # the cause, unwrapped
+
+
+def _injected_bug(deployment: object) -> str:
+    raise RuntimeError("injected engine bug")
