@@ -104,9 +104,11 @@ class DetailScreen(Screen[None]):
             strategy = {"canary": "canary", "blue-green": "Blue/Green", "ab-testing": "A/B testing"}.get(
                 state.strategy, state.strategy
             )
+            failed = f"{state.failed_checks}/{state.threshold}"
+            if state.phase == "Failed" and not state.failed_checks and history.peak_failed_checks:
+                failed = f"{history.peak_failed_checks}/{state.threshold} before the rollback"
             self.query_one("#analysis").border_title = (
-                f"analysis · {strategy} · failed checks {state.failed_checks}/{state.threshold}"
-                f" · every {state.interval:g}s"
+                f"analysis · {strategy} · failed checks {failed} · every {state.interval:g}s"
             )
         if workloads is not None:
             self.query_one(PodsTable).show(workloads)

@@ -17,6 +17,7 @@ from canarylab.engine.events import (
     EngineNotice,
     KubeEvent,
     PhaseChanged,
+    StatusChanged,
     WeightChanged,
 )
 
@@ -80,6 +81,9 @@ class CanaryHistory:
     already going when the dashboard started)."""
     run_started: dict[int, float] = field(default_factory=dict)
     """When each run started (lab time of its "New revision detected!")."""
+    peak_failed_checks: int = 0
+    """The most failed checks the current run reached: Flagger resets ``status.failedChecks`` to 0 when it
+    rolls back, so this is what a user wants to see next to a Failed canary."""
     logged: int = 0
     """Log lines appended in total (the log itself is bounded), so the event log appends only new ones."""
     version: int = 0
@@ -92,6 +96,7 @@ class CanaryHistory:
             if event.message.startswith(NEW_RUN):
                 self.run += 1
                 self.run_started[self.run] = event.time
+                self.peak_failed_checks = 0
         elif isinstance(event, CheckEvaluated):
             series = self.checks.setdefault(event.metric, deque(maxlen=MAX_POINTS))
             series.append(Sample(event.time, event.value, event.min, event.max, event.ok, event.unit, event.error,
@@ -100,6 +105,10 @@ class CanaryHistory:
             self.weights.append((event.time, event.primary, event.canary))
         elif isinstance(event, PhaseChanged):
             self.phases.append((event.time, event.old, event.new))
+        elif isinstance(event, StatusChanged):
+            if event.failed_checks <= self.peak_failed_checks:
+                return
+            self.peak_failed_checks = event.failed_checks
         elif isinstance(event, CanaryProblem):
             self.log.append(LogLine(event.time, "Warning", event.message))
         elif isinstance(event, EngineNotice):

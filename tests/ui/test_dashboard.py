@@ -82,6 +82,8 @@ async def test_a_fault_on_the_canary_leads_to_a_rollback_shown_on_screen(make_ap
         assert "Failed" in text
         assert "Halt podinfo.test advancement success rate" in text
         assert "✘" in text  # the failing success-rate check
+        # Flagger resets status.failedChecks on rollback; the dashboard still says how many failed
+        assert "failed checks 5/5 before the rollback" in text
         assert app.screen.query_one(TrafficBar)._split[:2] == (100, 0)
 
 
