@@ -137,6 +137,29 @@ async def _ask(ctx: TickContext, q: MetricQuery) -> float:
     return value
 
 
+async def _measure(ctx: TickContext, metric: CanaryMetric, q: MetricQuery, *, no_values: str, failed: str,
+                   unit: str = "") -> float | None:
+    """The value, or ``None`` after reporting why there is none: ``no_values`` / ``failed`` are Flagger's
+    wordings for this kind of check, with ``{err}`` for the provider's reason."""
+    try:
+        return await _ask(ctx, q)
+    except NoValuesFound as err:
+        _emit(ctx, metric, None, False, unit, f"no values found: {err}")
+        await ctx.warn(no_values.replace("{err}", str(err)))
+    except MetricsError as err:
+        _emit(ctx, metric, None, False, unit, str(err))
+        await ctx.warn(failed.replace("{err}", str(err)))
+    return None
+
+
+async def _verdict(ctx: TickContext, metric: CanaryMetric, value: float, message: str, unit: str = "") -> bool:
+    """Report a measured check: passed when there is no Halt ``message``."""
+    _emit(ctx, metric, value, not message, unit)
+    if message:
+        await ctx.warn(message)
+    return not message
+
+
 async def _back_online(ctx: TickContext) -> None:
     if ctx.notes.provider_down:
         ctx.notes.provider_down = False
@@ -149,17 +172,13 @@ async def _builtin(ctx: TickContext, metric: CanaryMetric) -> bool:
     q = builtin_query(ctx, metric)
     rate = metric.name == "request-success-rate"
     unit = "%" if rate else "ms"
-    try:
-        value = await _ask(ctx, q)
-    except NoValuesFound as err:
-        _emit(ctx, metric, None, False, unit, f"no values found: {err}")
-        suffix = f": {err}" if rate else ""
-        await ctx.warn(f"Halt advancement no values found for linkerd metric {metric.name} probably "
-                       f"{c.target_key} is not receiving traffic{suffix}")
-        return False
-    except MetricsError as err:
-        _emit(ctx, metric, None, False, unit, str(err))
-        await ctx.warn(f"Prometheus query failed: {err}")
+    suffix = ": {err}" if rate else ""  # Flagger's duration variant has no reason
+    value = await _measure(
+        ctx, metric, q, unit=unit, failed="Prometheus query failed: {err}",
+        no_values=f"Halt advancement no values found for linkerd metric {metric.name} probably "
+                  f"{c.target_key} is not receiving traffic{suffix}",
+    )  # fmt: skip
+    if value is None:
         return False
     tr = metric.threshold_range
     if rate:
@@ -171,10 +190,7 @@ async def _builtin(ctx: TickContext, metric: CanaryMetric) -> bool:
                 message = f"Halt {c.key} advancement success rate {value:.2f}% > {go_number(tr.max)}%"
         elif (metric.threshold or 0) > value:
             message = f"Halt {c.key} advancement success rate {value:.2f}% < {go_number(metric.threshold or 0)}%"
-        _emit(ctx, metric, value, not message, unit)
-        if message:
-            await ctx.warn(message)
-        return not message
+        return await _verdict(ctx, metric, value, message, unit)
     ms = int(value)  # Flagger truncates the P99 to whole milliseconds
     shown = format_go_duration(ms / 1000)
     message = ""
@@ -186,10 +202,7 @@ async def _builtin(ctx: TickContext, metric: CanaryMetric) -> bool:
     elif ms > int(metric.threshold or 0):
         message = (f"Halt {c.key} advancement request duration {shown} > "
                    f"{format_go_duration(int(metric.threshold or 0) / 1000)}")
-    _emit(ctx, metric, float(ms), not message, unit)
-    if message:
-        await ctx.warn(message)
-    return not message
+    return await _verdict(ctx, metric, float(ms), message, unit)
 
 
 def _range_message(ctx: TickContext, metric: CanaryMetric, value: float, *, template: bool) -> str:
@@ -219,21 +232,11 @@ async def _inline(ctx: TickContext, metric: CanaryMetric) -> bool:
         return False
     q = MetricQuery(metric=metric.name, query=query, namespace=c.namespace, target=c.target, interval=interval,
                     interval_seconds=parse_duration(interval), address=c.spec.metrics_server or ctx.metrics_server)
-    try:
-        value = await _ask(ctx, q)
-    except NoValuesFound as err:
-        _emit(ctx, metric, None, False, error=f"no values found: {err}")
-        await ctx.warn(f"Halt advancement no values found for metric: {metric.name}")
+    value = await _measure(ctx, metric, q, no_values=f"Halt advancement no values found for metric: {metric.name}",
+                           failed=f"Prometheus query failed for {metric.name}: {{err}}")
+    if value is None:
         return False
-    except MetricsError as err:
-        _emit(ctx, metric, None, False, error=str(err))
-        await ctx.warn(f"Prometheus query failed for {metric.name}: {err}")
-        return False
-    message = _range_message(ctx, metric, value, template=False)
-    _emit(ctx, metric, value, not message)
-    if message:
-        await ctx.warn(message)
-    return not message
+    return await _verdict(ctx, metric, value, _range_message(ctx, metric, value, template=False))
 
 
 async def _templated(ctx: TickContext, metric: CanaryMetric) -> bool:
@@ -283,21 +286,12 @@ async def _templated(ctx: TickContext, metric: CanaryMetric) -> bool:
                     interval_seconds=seconds, address=provider.address, provider=provider.type,
                     headers=dict(provider.headers), bearer_token=bearer, basic_auth=basic,
                     insecure_skip_verify=provider.insecure_skip_verify)  # fmt: skip
-    try:
-        value = await _ask(ctx, q)
-    except NoValuesFound as err:
-        _emit(ctx, metric, None, False, error=f"no values found: {err}")
-        await ctx.warn(f"Halt advancement no values found for custom metric: {metric.name}: {err}")
+    value = await _measure(ctx, metric, q,
+                           no_values=f"Halt advancement no values found for custom metric: {metric.name}: {{err}}",
+                           failed=f"Metric query failed for {metric.name}: {{err}}")
+    if value is None:
         return False
-    except MetricsError as err:
-        _emit(ctx, metric, None, False, error=str(err))
-        await ctx.warn(f"Metric query failed for {metric.name}: {err}")
-        return False
-    message = _range_message(ctx, metric, value, template=True)
-    _emit(ctx, metric, value, not message)
-    if message:
-        await ctx.warn(message)
-    return not message
+    return await _verdict(ctx, metric, value, _range_message(ctx, metric, value, template=True))
 
 
 async def run_metric_checks(ctx: TickContext) -> bool:
