@@ -419,7 +419,9 @@ class Engine:
             for p in pumps:
                 p.cancel()
 
-    async def _watch_canaries(self) -> None:
+    async def _canary_changes(self) -> AsyncIterator[tuple[Obj, _Slot, bool]]:
+        """Canaries as the watch sees them, in the engine's namespaces: ``(object, its slot, slot is new)``.
+        Deletions are handled here (the slot goes) and not yielded."""
         async for ev in self._watch(CANARY):
             meta = ev.object.get("metadata") or {}
             ns, name = meta.get("namespace", "default"), meta.get("name", "")
@@ -429,19 +431,23 @@ class Engine:
                 self._remove(ns, name)
                 continue
             slot = self._slots.get((ns, name))
+            created = slot is None
             if slot is None:
-                slot = _Slot(ns, name, ev.object)
-                self._slots[(ns, name)] = slot
-            generation = meta.get("generation")
-            if finalizer.deleting(ev.object) and not slot.deleting:
-                slot.obj = ev.object
+                slot = self._slots[(ns, name)] = _Slot(ns, name, ev.object)
+            yield ev.object, slot, created
+
+    async def _watch_canaries(self) -> None:
+        async for obj, slot, _ in self._canary_changes():
+            generation = (obj.get("metadata") or {}).get("generation")
+            if finalizer.deleting(obj) and not slot.deleting:
+                slot.obj = obj
                 slot.wake.set()  # deleted: revert now, not at the next interval
             if slot.generation is not None and generation != slot.generation:
                 # Like Flagger, a new analysis interval restarts the canary's timer (so it ticks at once);
                 # an invalid spec is re-checked at once, so a fix shows without waiting an interval.
-                if slot.problem is not None or _interval(slot.obj) != _interval(ev.object):
+                if slot.problem is not None or _interval(slot.obj) != _interval(obj):
                     slot.wake.set()
-                slot.obj = ev.object
+                slot.obj = obj
                 self._target_index = None  # its targetRef may have changed
             slot.generation = generation
             self._start(slot)
@@ -538,26 +544,15 @@ class Engine:
     # ------------------------------------------------------------------------------------- readonly
 
     async def _observe_canaries(self) -> None:
-        async for ev in self._watch(CANARY):
-            meta = ev.object.get("metadata") or {}
-            ns, name = meta.get("namespace", "default"), meta.get("name", "")
-            if not self._wanted(ns):
-                continue
-            if ev.type == "DELETED":
-                self._remove(ns, name)
-                continue
-            slot = self._slots.get((ns, name))
-            old = (slot.obj.get("status") or {}) if slot is not None else None
-            if slot is None:
-                slot = _Slot(ns, name, ev.object)
-                self._slots[(ns, name)] = slot
-            slot.obj = ev.object
+        async for obj, slot, created in self._canary_changes():
+            old = None if created else (slot.obj.get("status") or {})
+            slot.obj = obj
             try:
-                slot.canary = parse_canary(ev.object)
+                slot.canary = parse_canary(obj)
                 slot.problem = None
             except SpecError as err:
                 slot.problem = str(err)
-            self._status_events(slot, old, ev.object.get("status") or {})
+            self._status_events(slot, old, obj.get("status") or {})
 
     def _status_events(self, slot: _Slot, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
         now = self.clock.now()
