@@ -58,36 +58,31 @@ def _containers(pod: Obj) -> list[Obj]:
     return [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
 
 
+# Where a pod spec names a ConfigMap or Secret: (field, kind, the field's name key), per place it can appear.
+_VOLUME = (("configMap", CONFIG_MAP, "name"), ("secret", SECRET, "secretName"))
+_PROJECTED = (("configMap", CONFIG_MAP, "name"), ("secret", SECRET, "name"))
+_ENV_VALUE_FROM = (("configMapKeyRef", CONFIG_MAP, "name"), ("secretKeyRef", SECRET, "name"))
+_ENV_FROM = (("configMapRef", CONFIG_MAP, "name"), ("secretRef", SECRET, "name"))
+
+
+def _refs(holder: Obj, fields: tuple[tuple[str, Kind, str], ...]) -> list[Ref]:
+    return [Ref(kind, str(holder[f].get(name_key, "")), bool(holder[f].get("optional")))
+            for f, kind, name_key in fields if isinstance(holder.get(f), dict)]
+
+
 def references(template: Obj) -> list[Ref]:
     """ConfigMaps and Secrets used by volumes, projected volumes, ``env.valueFrom`` and ``envFrom``."""
     pod = template.get("spec") or {}
     refs: list[Ref] = []
     for vol in pod.get("volumes") or []:
-        if "configMap" in vol:
-            refs.append(Ref(CONFIG_MAP, vol["configMap"].get("name", ""), bool(vol["configMap"].get("optional"))))
-        if "secret" in vol:
-            refs.append(Ref(SECRET, vol["secret"].get("secretName", ""), bool(vol["secret"].get("optional"))))
+        refs += _refs(vol, _VOLUME)
         for src in (vol.get("projected") or {}).get("sources") or []:
-            if "configMap" in src:
-                refs.append(Ref(CONFIG_MAP, src["configMap"].get("name", ""), bool(src["configMap"].get("optional"))))
-            if "secret" in src:
-                refs.append(Ref(SECRET, src["secret"].get("name", ""), bool(src["secret"].get("optional"))))
+            refs += _refs(src, _PROJECTED)
     for c in _containers(pod):
         for env in c.get("env") or []:
-            source = env.get("valueFrom") or {}
-            if "configMapKeyRef" in source:
-                r = source["configMapKeyRef"]
-                refs.append(Ref(CONFIG_MAP, r.get("name", ""), bool(r.get("optional"))))
-            if "secretKeyRef" in source:
-                r = source["secretKeyRef"]
-                refs.append(Ref(SECRET, r.get("name", ""), bool(r.get("optional"))))
+            refs += _refs(env.get("valueFrom") or {}, _ENV_VALUE_FROM)
         for env_from in c.get("envFrom") or []:
-            if "configMapRef" in env_from:
-                r = env_from["configMapRef"]
-                refs.append(Ref(CONFIG_MAP, r.get("name", ""), bool(r.get("optional"))))
-            if "secretRef" in env_from:
-                r = env_from["secretRef"]
-                refs.append(Ref(SECRET, r.get("name", ""), bool(r.get("optional"))))
+            refs += _refs(env_from, _ENV_FROM)
     seen: dict[tuple[str, str], Ref] = {}
     for ref in refs:
         if ref.name:
