@@ -10,13 +10,18 @@ import argparse
 import asyncio
 import gc
 import resource
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test doubles live in tests/
 
 from canarylab.engine.clock import LoopClock, run_virtual
 from canarylab.engine.controller import Engine
 from canarylab.engine.events import EngineEvent, PhaseChanged
-from canarylab.engine.fakes import FakeMetrics, FakeWebhooks, MemoryCluster
 from canarylab.engine.kinds import CANARY, DEPLOYMENT, Obj
+from canarylab.engine.memory_cluster import MemoryCluster
+from tests.doubles import FakeMetrics, FakeWebhooks
 
 
 def deployment(ns: str, name: str) -> Obj:

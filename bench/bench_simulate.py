@@ -14,11 +14,11 @@ import resource
 import sys
 import time
 
+from canarylab.cli.simulate import Simulation
 from canarylab.engine.clock import run_virtual
 from canarylab.engine.durations import parse_duration
 from canarylab.engine.kinds import Obj
 from canarylab.manifests import bootstrap_documents
-from canarylab.sim.cli import Simulation
 from canarylab.sim.scenario import Step
 
 

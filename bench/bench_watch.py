@@ -24,11 +24,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.kube (the fixed kmock server)
 
 from canarylab.engine.events import EngineEvent, EngineNotice, KubeEvent
-from canarylab.engine.fakes import FakeMetrics
 from canarylab.engine.kinds import CANARY, DEPLOYMENT
 from canarylab.kube.cluster import KubeCluster
 from canarylab.kube.lab import KubeLab
 from canarylab.manifests import seed_lab
+from tests.doubles import FakeMetrics
 from tests.kube.apiserver import ApiServer, ready_deployments, serve, write_kubeconfig
 from tests.kube.loadtester import run_loadtester
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from canarylab.engine.context import TickContext
-from canarylab.engine.fakes import copy_json
+from canarylab.engine.documents import copy_json
 from canarylab.engine.kinds import CONFIG_MAP, SECRET, Kind, Obj
 
 TRACKED_SECRET_TYPES = ("", "Opaque", "kubernetes.io/basic-auth", "kubernetes.io/ssh-auth", "kubernetes.io/tls")

@@ -1,7 +1,8 @@
 """The engine's ports: everything it needs from the world, as Protocols.
 
 Adapters implement them: ``canarylab.kube`` (kr8s, a real cluster), ``canarylab.sim`` (the simulated lab),
-``canarylab.prometheus`` (httpx). ``canarylab.engine.fakes`` holds fast in-memory versions for tests.
+``canarylab.prometheus`` (httpx). ``canarylab.engine.memory_cluster`` is the in-memory reference Cluster; test
+doubles of the other ports live in ``tests/doubles.py``.
 Objects cross the Cluster port as plain Kubernetes JSON (``dict``), so one contract suite can run against
 every adapter.
 """

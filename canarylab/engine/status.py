@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from canarylab.engine.context import TickContext, rfc3339_now
+from canarylab.engine.documents import merge_patch
 from canarylab.engine.events import PhaseChanged, StatusChanged
-from canarylab.engine.fakes import merge_patch
 from canarylab.engine.kinds import CANARY
 
 _PROMOTED: dict[str, tuple[str, str]] = {

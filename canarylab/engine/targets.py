@@ -9,7 +9,7 @@ from typing import Any
 
 from canarylab.engine.configs import Config, copy_to_primary, rewrite_to_primary
 from canarylab.engine.context import TickContext
-from canarylab.engine.fakes import copy_json
+from canarylab.engine.documents import copy_json
 from canarylab.engine.kinds import DEPLOYMENT, HPA, Obj
 from canarylab.engine.spec import Canary
 

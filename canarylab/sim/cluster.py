@@ -1,6 +1,6 @@
 """The simulated cluster: the engine's in-memory store plus the controllers Kubernetes would run.
 
-:class:`SimCluster` is :class:`canarylab.engine.fakes.MemoryCluster` (one object store, resourceVersion,
+:class:`SimCluster` is :class:`canarylab.engine.memory_cluster.MemoryCluster` (one object store, resourceVersion,
 generation, watches, events) with, on top:
 
 * a deployment controller that turns ``replicas`` and the pod template into Pods (labels with
@@ -31,8 +31,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from canarylab.engine.clock import sleep_or_wake
-from canarylab.engine.fakes import MemoryCluster, rfc3339
+from canarylab.engine.documents import rfc3339
 from canarylab.engine.kinds import CANARY, DEPLOYMENT, HPA, HTTP_ROUTE, POD, SERVICE, TRAFFIC_SPLIT, Obj
+from canarylab.engine.memory_cluster import MemoryCluster
 from canarylab.engine.ports import Clock, WatchEvent
 from canarylab.sim.workloads import Fault
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from canarylab.engine.clock import LoopClock
-from canarylab.engine.fakes import MemoryCluster
+from canarylab.engine.memory_cluster import MemoryCluster
 from canarylab.engine.ports import Cluster
 from canarylab.kube.cluster import KubeCluster
 from canarylab.sim.cluster import SimCluster

@@ -12,10 +12,11 @@ import pytest
 
 from canarylab.engine.clock import LoopClock
 from canarylab.engine.controller import Engine
-from canarylab.engine.fakes import FakeMetrics, FakeWebhooks, deployment_ready_status
 from canarylab.engine.kinds import CANARY, DEPLOYMENT, EVENT, HPA, HTTP_ROUTE, NAMESPACE, SERVICE, TRAFFIC_SPLIT, Obj
+from canarylab.engine.memory_cluster import deployment_ready_status
 from canarylab.engine.ports import Cluster, Conflict, NotFound, WatchEvent
 from canarylab.manifests import seed_lab
+from tests.doubles import FakeMetrics, FakeWebhooks
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -9,9 +9,10 @@ import pytest
 
 from canarylab.engine.controller import Engine
 from canarylab.engine.events import EngineEvent, KubeEvent
-from canarylab.engine.fakes import FakeMetrics, FakeWebhooks, ManualClock, MemoryCluster
 from canarylab.engine.kinds import CANARY, DEPLOYMENT, SERVICE, TRAFFIC_SPLIT, Obj
+from canarylab.engine.memory_cluster import MemoryCluster
 from canarylab.engine.routing import weights_of
+from tests.doubles import FakeMetrics, FakeWebhooks, ManualClock
 
 
 def podinfo(replicas: int = 1, image: str = "ghcr.io/stefanprodan/podinfo:6.0.0") -> Obj:

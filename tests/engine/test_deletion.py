@@ -15,9 +15,9 @@ import pytest
 
 from canarylab.engine.clock import LoopClock, run_virtual
 from canarylab.engine.events import CanaryRemoved, EngineNotice, PhaseChanged
-from canarylab.engine.fakes import MemoryCluster
 from canarylab.engine.finalizer import FINALIZER
 from canarylab.engine.kinds import CANARY, CONFIG_MAP, DEPLOYMENT, HPA, SERVICE, TRAFFIC_SPLIT, Obj
+from canarylab.engine.memory_cluster import MemoryCluster
 from canarylab.engine.ports import WatchEvent
 from canarylab.sim.cluster import SimCluster
 from canarylab.sim.workloads import Fault

@@ -22,10 +22,11 @@ from canarylab.engine.events import (
     StatusChanged,
     WeightChanged,
 )
-from canarylab.engine.fakes import FakeMetrics, FakeWebhooks, MemoryCluster
 from canarylab.engine.kinds import CANARY, DEPLOYMENT, TRAFFIC_SPLIT, Kind, Obj
+from canarylab.engine.memory_cluster import MemoryCluster
 from canarylab.engine.ports import ClusterError, WatchEvent
 from canarylab.manifests import seed_lab
+from tests.doubles import FakeMetrics, FakeWebhooks
 from tests.engine.conftest import canary, podinfo, with_hooks
 
 EPOCH = 1_700_000_000.0

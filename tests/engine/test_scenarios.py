@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from canarylab.engine.documents import rfc3339
 from canarylab.engine.events import CheckEvaluated, PhaseChanged, WebhookResult, WeightChanged
-from canarylab.engine.fakes import MemoryCluster, rfc3339
 from canarylab.engine.kinds import CONFIG_MAP, DEPLOYMENT, HPA, HTTP_ROUTE, SECRET, TRAFFIC_SPLIT
+from canarylab.engine.memory_cluster import MemoryCluster
 from canarylab.engine.ports import MetricsError, NoValuesFound, WebhookResponse
 from tests.engine.conftest import Lab, canary, podinfo, with_hooks
 

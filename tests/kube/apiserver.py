@@ -39,8 +39,8 @@ import httpx
 import jsonpatch
 import kmock
 
-from canarylab.engine.fakes import deployment_ready_status
 from canarylab.engine.kinds import ALL_KINDS, DEPLOYMENT, Kind
+from canarylab.engine.memory_cluster import deployment_ready_status
 
 GroupPlural = tuple[str, str]
 Key = tuple[GroupPlural, str, str]  # (group, plural), namespace ("" when cluster-scoped), name

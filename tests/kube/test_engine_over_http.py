@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from canarylab.engine.events import EngineEvent, KubeEvent
-from canarylab.engine.fakes import FakeMetrics
 from canarylab.engine.kinds import CANARY, DEPLOYMENT, EVENT, SERVICE, TRAFFIC_SPLIT, Obj
 from canarylab.kube.lab import KubeLab
 from canarylab.manifests import seed_lab
+from tests.doubles import FakeMetrics
 from tests.kube.apiserver import ApiServer, Write, ready_deployments
 from tests.kube.loadtester import Loadtester, run_loadtester
 

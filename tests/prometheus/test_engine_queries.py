@@ -15,9 +15,10 @@ import pytest
 from canarylab.engine.checks import run_metric_checks
 from canarylab.engine.context import RunNotes, TickContext
 from canarylab.engine.events import CheckEvaluated, EngineEvent, KubeEvent
-from canarylab.engine.fakes import FakeWebhooks, ManualClock, MemoryCluster
+from canarylab.engine.memory_cluster import MemoryCluster
 from canarylab.engine.spec import parse_canary
 from canarylab.prometheus import PrometheusClient
+from tests.doubles import FakeWebhooks, ManualClock
 from tests.prometheus.servers import RecordingServer, vector
 
 # flagger-spec 5.2 (Flagger's pkg/metrics/observers/linkerd_test.go): the text sent for default/podinfo/1m

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from canarylab.engine.clock import LoopClock, run_virtual
-from canarylab.engine.fakes import FakeMetrics, FakeWebhooks, MemoryCluster
 from canarylab.engine.kinds import CANARY, DEPLOYMENT, EVENT, SERVICE
+from canarylab.engine.memory_cluster import MemoryCluster
 from canarylab.engine.ports import (
     Cluster,
     Conflict,
@@ -20,6 +20,7 @@ from canarylab.engine.ports import (
     WebhookCall,
 )
 from canarylab.manifests import seed_lab
+from tests.doubles import FakeMetrics, FakeWebhooks
 
 
 def deployment(name: str = "podinfo", image: str = "podinfo:6.0.0", replicas: int = 2) -> dict:

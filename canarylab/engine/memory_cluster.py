@@ -1,14 +1,11 @@
-"""Fast in-memory versions of the engine's ports, for tests and for the simulated lab.
+"""The Cluster port in memory: the reference implementation that the engine's tests and the simulated lab use.
 
-* :class:`MemoryCluster` - the Cluster port with the Kubernetes semantics the engine relies on:
-  ``resourceVersion`` from one global counter, ``metadata.generation`` bumped on ``spec`` changes, uid and
-  ``creationTimestamp``, optimistic concurrency on replace, JSON merge patch, the status subresource, real
-  ``v1`` Events with repeat aggregation, watches (``ADDED`` for what exists, then live changes), deletion
-  with finalizers (``deletionTimestamp`` first, gone when the last finalizer is removed), owner-reference
-  garbage collection, and a synchronous listener hook so in-process controllers (the simulator) react to a
-  write before it returns.
-* :class:`FakeMetrics` - answers each metric by name: a value, "no values", an error, or a callable.
-* :class:`FakeWebhooks` - answers each hook by name or URL with status codes; records every call.
+:class:`MemoryCluster` has the Kubernetes semantics the engine relies on: ``resourceVersion`` from one global
+counter, ``metadata.generation`` bumped on ``spec`` changes, uid and ``creationTimestamp``, optimistic
+concurrency on replace, JSON merge patch, the status subresource, real ``v1`` Events with repeat aggregation,
+watches (``ADDED`` for what exists, then live changes), deletion with finalizers (``deletionTimestamp`` first,
+gone when the last finalizer is removed), owner-reference garbage collection, and a synchronous listener hook
+so in-process controllers (the simulator) react to a write before it returns.
 
 Objects are copied on the way in and on the way out, so callers can never alias the store.
 """
@@ -21,56 +18,22 @@ import json
 import marshal
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 
+from canarylab.engine.documents import copy_json, merge_patch, rfc3339, type_name
 from canarylab.engine.kinds import DEPLOYMENT, EVENT, Kind, Obj, kind_of
 from canarylab.engine.ports import (
     Clock,
     ClusterError,
     Conflict,
-    MetricQuery,
-    MetricsError,
     NotFound,
-    NoValuesFound,
     WatchEvent,
     WatchType,
-    WebhookCall,
-    WebhookResponse,
 )
 
-__all__ = [
-    "FakeMetrics",
-    "FakeWebhooks",
-    "ManualClock",
-    "MemoryCluster",
-    "deployment_ready_status",
-    "merge_patch",
-    "rfc3339",
-]
+__all__ = ["MemoryCluster", "deployment_ready_status"]
 
-# ------------------------------------------------------------------------------------------- helpers
-
-
-def copy_json(value: Any) -> Any:
-    """A deep copy of plain JSON data (dicts, lists, scalars); many times faster than ``copy.deepcopy``."""
-    try:
-        # marshal round-trips exactly the builtin JSON types, in C; anything else falls back below
-        return marshal.loads(marshal.dumps(value))
-    except ValueError:
-        return _copy_slow(value)
-
-
-def _copy_slow(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy_slow(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy_slow(v) for v in value]
-    if isinstance(value, tuple):
-        return [_copy_slow(v) for v in value]
-    return value
+# --------------------------------------------------------------------------------------------- storage
 
 
 def _freeze(obj: Obj) -> bytes:
@@ -79,34 +42,6 @@ def _freeze(obj: Obj) -> bytes:
         return marshal.dumps(obj)
     except ValueError:
         return marshal.dumps(json.loads(json.dumps(obj, default=str)))
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch: dicts merge recursively, ``None`` deletes a key, anything else replaces."""
-    if not isinstance(patch, dict):
-        # scalars are immutable: only containers need a copy (this runs for every leaf of every patch)
-        return patch if isinstance(patch, str | int | float) else copy_json(patch)
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        elif isinstance(value, str | int | float):
-            result[key] = value  # a scalar leaf, the common case: no call, no copy
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
-
-
-_last_stamp: tuple[int, str] = (-1, "")
-
-
-def rfc3339(seconds: float) -> str:
-    """A Kubernetes timestamp (``2026-01-02T03:04:05Z``) for seconds since the epoch."""
-    global _last_stamp
-    whole = int(seconds // 1)
-    if _last_stamp[0] != whole:  # many writes share a second: format each second once
-        _last_stamp = (whole, datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    return _last_stamp[1]
 
 
 def deployment_ready_status(obj: Obj) -> Obj:
@@ -577,159 +512,3 @@ class MemoryCluster:
 
 
 # ------------------------------------------------------------------------------------------- metrics
-
-MetricAnswer = float | BaseException | type[BaseException] | Callable[[MetricQuery], float] | Sequence[Any]
-"""A fake answer: a value, an exception (instance or class) to raise, a callable, or a sequence of those
-consumed one per query (the last one repeats)."""
-
-
-class FakeMetrics:
-    """The Metrics port answering from a table keyed by metric name (or by Linkerd builtin name).
-
-    ``FakeMetrics({"request-success-rate": 99.5, "request-duration": NoValuesFound})``. Unknown metrics
-    use ``default`` (a :class:`MetricsError` saying nothing was configured, unless given). ``queries``
-    records every query in order; ``online`` is what :meth:`is_online` says.
-    """
-
-    def __init__(self, answers: Mapping[str, MetricAnswer] | None = None, *,
-                 default: MetricAnswer | None = None, online: bool = True) -> None:
-        self.answers: dict[str, MetricAnswer] = dict(answers or {})
-        self.default = default
-        self.online = online
-        self.queries: list[MetricQuery] = []
-        self._positions: dict[str, int] = {}
-
-    @classmethod
-    def healthy(cls) -> FakeMetrics:
-        """Linkerd's builtin checks passing: 100% success, P99 of 100 ms (Linkerd's histogram is in ms)."""
-        return cls({"request-success-rate": 100.0, "request-duration": 100.0})
-
-    def set(self, metric: str, answer: MetricAnswer) -> None:
-        """Change the answer for ``metric`` from the next query on."""
-        self.answers[metric] = answer
-        self._positions.pop(metric, None)
-
-    def queried(self, metric: str) -> list[MetricQuery]:
-        """The queries made for one metric."""
-        return [q for q in self.queries if q.metric == metric]
-
-    async def query(self, q: MetricQuery) -> float:
-        """The configured answer for ``q.metric`` (or ``q.builtin``)."""
-        self.queries.append(q)
-        if q.metric in self.answers:
-            key: str | None = q.metric
-        elif q.builtin is not None and q.builtin in self.answers:
-            key = q.builtin
-        else:
-            key = None
-        answer = self.answers[key] if key is not None else self.default
-        if answer is None:
-            raise MetricsError(f"FakeMetrics has no answer for metric {q.metric!r}")
-        if isinstance(answer, Sequence) and not isinstance(answer, str):
-            assert key is not None
-            pos = self._positions.get(key, 0)
-            self._positions[key] = pos + 1
-            answer = answer[min(pos, len(answer) - 1)]
-        return _resolve(answer, q)
-
-    async def is_online(self, address: str | None) -> bool:
-        """``online`` as set by the test."""
-        return self.online
-
-
-def _resolve(answer: Any, q: MetricQuery) -> float:
-    if isinstance(answer, BaseException):
-        raise answer
-    if isinstance(answer, type) and issubclass(answer, BaseException):
-        if answer is NoValuesFound:
-            raise NoValuesFound(f"no values found for query {q.query}")
-        raise answer(f"{answer.__name__} for metric {q.metric}")
-    if callable(answer):
-        return float(answer(q))
-    return float(answer)
-
-
-# ------------------------------------------------------------------------------------------- webhooks
-
-WebhookAnswer = int | WebhookResponse | Callable[[WebhookCall], WebhookResponse | int] | Sequence[Any]
-"""A fake answer: a status code, a full response, a callable, or a sequence consumed one per call."""
-
-
-@dataclass
-class FakeWebhooks:
-    """The Webhooks port answering from a table keyed by hook name or URL; default ``200``.
-
-    A status code becomes Flagger's outcome (success iff ``<= 202``, else the body is the error text).
-    ``calls`` records every call in order.
-    """
-
-    answers: dict[str, WebhookAnswer] = field(default_factory=dict)
-    default: WebhookAnswer = 200
-    calls: list[WebhookCall] = field(default_factory=list)
-    _positions: dict[str, int] = field(default_factory=dict)
-
-    def set(self, hook: str, answer: WebhookAnswer) -> None:
-        """Answer calls to hook name or URL ``hook`` with ``answer`` from now on."""
-        self.answers[hook] = answer
-        self._positions.pop(hook, None)
-
-    def called(self, hook: str) -> list[WebhookCall]:
-        """Calls made to one hook (by name or URL)."""
-        return [c for c in self.calls if hook in (c.name, c.url)]
-
-    def payloads(self, hook: str) -> list[Mapping[str, Any]]:
-        """The JSON payloads sent to one hook."""
-        return [c.payload for c in self.called(hook)]
-
-    async def call(self, call: WebhookCall) -> WebhookResponse:
-        """The configured answer for this hook."""
-        self.calls.append(call)
-        key = call.name if call.name in self.answers else call.url if call.url in self.answers else None
-        answer: Any = self.answers[key] if key is not None else self.default
-        if isinstance(answer, Sequence) and not isinstance(answer, str):
-            slot = key or "\0default"
-            pos = self._positions.get(slot, 0)
-            self._positions[slot] = pos + 1
-            answer = answer[min(pos, len(answer) - 1)]
-        if callable(answer) and not isinstance(answer, WebhookResponse):
-            answer = answer(call)
-        if isinstance(answer, WebhookResponse):
-            return answer
-        status = int(answer)
-        if status <= 202:
-            return WebhookResponse(ok=True, status=status, body="OK")
-        body = "Forbidden" if status == 403 else f"status {status}"
-        return WebhookResponse(ok=False, status=status, body=body, error=body)
-
-
-# ---------------------------------------------------------------------------------------------- clock
-
-
-class ManualClock:
-    """A clock that moves only when told (``advance``) or when something sleeps on it; for tick-level tests."""
-
-    def __init__(self, epoch: float = 1_700_000_000.0) -> None:
-        self.epoch = epoch
-        self.t = epoch
-
-    def now(self) -> float:
-        return self.t
-
-    def elapsed(self) -> float:
-        """Seconds since the clock's epoch."""
-        return self.t - self.epoch
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward."""
-        self.t += max(0.0, seconds)
-
-    async def sleep(self, seconds: float) -> None:
-        """Advance by ``seconds`` and yield once to the loop."""
-        self.advance(seconds)
-        await asyncio.sleep(0)
-
-
-def type_name(value: object) -> str:
-    """JSON's name for a value's type, as the API server's validation messages say it."""
-    names = {str: "string", bool: "boolean", int: "integer", float: "number", list: "array", type(None): "null"}
-    return names.get(type(value), type(value).__name__)
