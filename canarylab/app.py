@@ -8,9 +8,6 @@ however fast the lab runs. Commands and cluster writes run in workers whose erro
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
@@ -405,48 +402,3 @@ def _runner(app: App[Any], action: str) -> Callable[[], Awaitable[None]]:
         await app.run_action(action)
 
     return run
-
-
-# ------------------------------------------------------------------------------------------- commands
-
-
-async def _serve(lab: Lab, keymap: Mapping[str, str]) -> None:
-    """Start the lab before the TUI (so its errors are printed plainly), run the TUI, stop the lab."""
-    print(f"canarylab: starting the {lab.title}…", file=sys.stderr, flush=True)
-    try:
-        await lab.start()
-    except (ClusterError, OSError) as err:
-        raise UserError(f"the lab did not start: {err}") from None
-    try:
-        await CanaryLabApp(lab, start_lab=False, keymap=keymap).run_async()
-    finally:
-        await lab.stop()
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    """``canarylab`` / ``canarylab demo``: the dashboard on the simulated lab."""
-    try:
-        from canarylab.sim.lab import SimLab
-    except ImportError as err:
-        raise UserError(f"the simulated lab is not available in this build ({err}).") from None
-    keymap = keys.load_keymap()
-    speed = args.speed or (1.0 if args.prometheus else 5.0)
-    lab = SimLab(args.files, speed=speed, prometheus=args.prometheus, metrics_port=args.metrics_port,
-                 readonly=args.readonly)
-    asyncio.run(_serve(lab, keymap))
-    return 0
-
-
-def run_ui(args: argparse.Namespace) -> int:
-    """``canarylab ui``: the dashboard and the engine on a real cluster."""
-    try:
-        from canarylab.kube.lab import KubeLab
-    except ImportError:
-        raise UserError(
-            "canarylab ui needs the cluster adapter (canarylab.kube.lab), which this build does not have yet; "
-            "use `canarylab demo` for the simulated lab meanwhile."
-        ) from None
-    keymap = keys.load_keymap()
-    lab = KubeLab(args.context, args.namespaces, readonly=args.readonly, in_cluster=args.in_cluster)
-    asyncio.run(_serve(lab, keymap))
-    return 0

@@ -4,5 +4,5 @@
 - :mod:`canarylab.kube.objects` - kr8s classes for Canary, MetricTemplate, TrafficSplit, HTTPRoute;
 - :mod:`canarylab.kube.proxy` - in-cluster URLs through the API server's service proxy;
 - :mod:`canarylab.kube.config` - which context, and the safety rule for contexts canarylab did not create;
-- :mod:`canarylab.kube.lab` - ``KubeLab``, the Lab the dashboard drives; :mod:`canarylab.kube.cli` - ``engine``.
+- :mod:`canarylab.kube.lab` - ``KubeLab``, the Lab the dashboard drives.
 """

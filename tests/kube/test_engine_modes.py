@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from canarylab.cli import engine as cli
 from canarylab.engine.events import EngineEvent, KubeEvent, PhaseChanged, WeightChanged
-from canarylab.engine.fakes import FakeMetrics
 from canarylab.engine.kinds import CANARY, TRAFFIC_SPLIT
-from canarylab.kube import cli
 from canarylab.kube.lab import KubeLab
+from tests.doubles import FakeMetrics
 from tests.kube.apiserver import ApiServer
 from tests.kube.loadtester import Loadtester
 from tests.kube.test_engine_over_http import SPEED, loadtester, no_lab_state, phase, seeded, split, until

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from canarylab.cli import build_parser, main
+from canarylab.cli.lab import run_down
 from canarylab.errors import UserError
-from canarylab.lab.cli import run_down
 from canarylab.lab.state import LabState, created_contexts
 from tests.lab.conftest import calls, existing_lab_runner
 

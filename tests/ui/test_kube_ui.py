@@ -15,7 +15,6 @@ import pytest
 
 from canarylab.app import MUTATING, CanaryLabApp
 from canarylab.engine import controller
-from canarylab.engine.fakes import FakeMetrics
 from canarylab.engine.kinds import DEPLOYMENT
 from canarylab.keymap import KEYS
 from canarylab.kube.lab import KubeLab
@@ -23,6 +22,7 @@ from canarylab.manifests import seed_lab
 from canarylab.screens.bump_image import BumpImageScreen
 from canarylab.screens.detail import DetailScreen
 from canarylab.widgets.traffic_bar import TrafficBar
+from tests.doubles import FakeMetrics
 from tests.kube.apiserver import ApiServer, ready_deployments
 from tests.kube.conftest import apiserver, kubeconfig  # noqa: F401 (fixtures: a fresh API server per test)
 from tests.kube.loadtester import run_loadtester

@@ -1,4 +1,4 @@
-"""``canarylab up``, ``down``, ``doctor`` and ``tools install`` (arguments are defined in ``canarylab/cli.py``)."""
+"""``canarylab up``, ``down``, ``doctor`` and ``tools install``: the kind lab (flags in ``canarylab.cli``)."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def _open_dashboard(context: str, out: Print) -> int:
     from canarylab.cli import build_parser
 
     try:
-        from canarylab.app import run_ui
+        from canarylab.cli.demo import run_ui
     except ImportError:
         out(f"The dashboard is not available in this build; run `canarylab ui --context {context}` later.")
         return 0

@@ -1,6 +1,13 @@
-"""The ``canarylab`` command: parses arguments, then hands over to the part that does the job.
+"""The ``canarylab`` command: the whole command surface on one page, then a hand-over to the command's module.
 
-Handlers are imported lazily so ``canarylab simulate`` starts without loading Textual or kr8s.
+One module per command family turns the parsed flags into calls on the layers:
+
+* :mod:`canarylab.cli.demo` - ``demo`` and ``ui`` (the dashboard on the simulated lab or a real cluster);
+* :mod:`canarylab.cli.simulate` - ``simulate`` (the simulated lab headless);
+* :mod:`canarylab.cli.engine` - ``engine`` (the engine headless on a real cluster);
+* :mod:`canarylab.cli.lab` - ``up``, ``down``, ``doctor``, ``tools install`` (the kind lab).
+
+Handlers are imported lazily, so ``canarylab simulate`` starts without loading Textual or kr8s.
 """
 
 from __future__ import annotations
@@ -71,7 +78,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
     p.add_argument("--speed", type=_positive_float, default=None, metavar="X",
                    help="run the lab X times real time (default 5; 1 with --prometheus)")
     p.add_argument("--readonly", action="store_true", help="hide every key that changes anything")
-    handlers["demo"] = "canarylab.app:run_demo"
+    handlers["demo"] = "canarylab.cli.demo:run_demo"
 
     p = sub.add_parser("simulate", help="the simulated lab headless: a scripted scenario, events as text or JSON")
     _add_lab_inputs(p)
@@ -81,16 +88,16 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
                    help="run X times real time (default: virtual time, as fast as possible)")
     p.add_argument("--timeout", default="1h", metavar="DURATION",
                    help="give up after this much lab time (default 1h), exit 3")
-    handlers["simulate"] = "canarylab.sim.cli:run"
+    handlers["simulate"] = "canarylab.cli.simulate:run"
 
     p = sub.add_parser("ui", help="the dashboard and the engine on a real cluster")
     _add_cluster_inputs(p)
-    handlers["ui"] = "canarylab.app:run_ui"
+    handlers["ui"] = "canarylab.cli.demo:run_ui"
 
     p = sub.add_parser("engine", help="the engine headless on a real cluster (events as text or JSON)")
     _add_cluster_inputs(p)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
-    handlers["engine"] = "canarylab.kube.cli:run"
+    handlers["engine"] = "canarylab.cli.engine:run"
 
     p = sub.add_parser("up", help="build the local lab on kind: Linkerd, Prometheus, loadtester, podinfo")
     p.add_argument("--name", default="canarylab", help="kind cluster name (context kind-NAME)")
@@ -98,20 +105,20 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
                    help="route with an SMI TrafficSplit or a Gateway API HTTPRoute (default)")
     p.add_argument("--dry-run", action="store_true", help="print the commands it would run, one per line")
     p.add_argument("--no-tui", action="store_true", help="plain progress lines, and do not open the dashboard")
-    handlers["up"] = "canarylab.lab.cli:run_up"
+    handlers["up"] = "canarylab.cli.lab:run_up"
 
     p = sub.add_parser("down", help="delete the lab's kind cluster (and nothing else)")
     p.add_argument("--name", default="canarylab", help="kind cluster name")
-    handlers["down"] = "canarylab.lab.cli:run_down"
+    handlers["down"] = "canarylab.cli.lab:run_down"
 
     p = sub.add_parser("doctor", help="preflight checks for the kind lab")
     p.add_argument("--name", default="canarylab", help="kind cluster name")
-    handlers["doctor"] = "canarylab.lab.cli:run_doctor"
+    handlers["doctor"] = "canarylab.cli.lab:run_doctor"
 
     p = sub.add_parser("tools", help="manage the lab's command-line tools")
     tools = p.add_subparsers(dest="tools_command", metavar="ACTION", required=True)
     tools.add_parser("install", help="download pinned kind, kubectl, linkerd and helm into the user cache")
-    handlers["tools"] = "canarylab.lab.cli:run_tools"
+    handlers["tools"] = "canarylab.cli.lab:run_tools"
 
     return parser, handlers
 
@@ -136,6 +143,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())
