@@ -1,19 +1,23 @@
-"""The key footer, fitted to the terminal's width: Textual's Footer, compact, shorter, then fewer labels.
+"""The key footer, fitted to the terminal's width: every key, then compact, shorter, then fewer labels.
 
 At 120 columns every key shows; at 80 the footer goes compact, some labels get shorter, and the keys least
 needed at a glance (filter, overview, export, the palette) leave the footer. They still work, and ``?`` and
 the command palette list them all; ``?`` and ``q`` are never dropped.
+
+It is drawn from Textual's public API only (the screen's active bindings and their key displays), in the
+theme's footer colours, so it follows Textual's releases without reaching into its private widgets.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
+from rich.text import Text
 from textual import events
-from textual.app import ComposeResult
-from textual.widgets import Footer
-from textual.widgets._footer import FooterKey
+from textual.screen import Screen
+from textual.widget import Widget
 
 PALETTE = "command_palette"
 """The palette's pseudo action in :data:`DROP_ORDER` (its key is docked right)."""
@@ -35,7 +39,7 @@ class FooterPlan:
 
 
 def _width(key: str, label: str, compact: bool) -> int:
-    # Footer's CSS: " key label " wide; compact "key label" plus a one-cell margin
+    # " key label " wide; compact "key label" plus a one-cell gap
     return len(key) + len(label) + (2 if compact else 3)
 
 
@@ -67,40 +71,111 @@ def fit(keys: Sequence[tuple[str, str, str]], width: int, palette: tuple[str, st
     return plans[-1]
 
 
-class KeyFooter(Footer):
-    """A :class:`~textual.widgets.Footer` that fits its keys to its width (see :func:`fit`)."""
+@dataclass(frozen=True)
+class _Key:
+    key: str
+    display: str
+    label: str
+    action: str
+    enabled: bool
+
+
+class KeyFooter(Widget, can_focus=False):
+    """The screen's keys on one line at the bottom, fitted to the width (see :func:`fit`); click a key to press it."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"key-footer--key", "key-footer--label", "key-footer--disabled"}
+    DEFAULT_CSS = """
+    KeyFooter {
+        dock: bottom;
+        height: 1;
+        color: $footer-foreground;
+        background: $footer-background;
+    }
+    KeyFooter > .key-footer--key {
+        color: $footer-key-foreground;
+        background: $footer-key-background;
+        text-style: bold;
+    }
+    KeyFooter > .key-footer--label {
+        color: $footer-description-foreground;
+        background: $footer-description-background;
+    }
+    KeyFooter > .key-footer--disabled {
+        text-style: dim;
+    }
+    """
 
     def __init__(self, *, drop_first: Sequence[str] = (), id: str | None = None) -> None:
         """``drop_first``: actions this screen needs least, leaving the footer before :data:`DROP_ORDER`."""
         super().__init__(id=id)
         self.drop_first = tuple(drop_first)
-        self._laid_out_at = -1
+        self._spans: list[tuple[int, int, _Key]] = []
 
-    def compose(self) -> ComposeResult:
-        widgets = list(super().compose())  # the bindings are ungrouped: every key is a top-level FooterKey
-        keys = [w for w in widgets if isinstance(w, FooterKey) and not w.has_class("-command-palette")]
-        palette = next((w for w in widgets if isinstance(w, FooterKey) and w.has_class("-command-palette")), None)
-        plan = fit([(_action(w), w.key_display, w.description) for w in keys], self.size.width,
-                   (palette.key_display, palette.description) if palette is not None else None, self.drop_first)
-        self._laid_out_at = self.size.width
-        self.set_reactive(Footer.compact, plan.compact)
-        self.set_class(plan.compact, "-compact")
-        for widget in widgets:
-            if widget is palette:
-                if plan.palette:
-                    yield widget
-            elif isinstance(widget, FooterKey):
-                label = plan.labels.get(_action(widget))
-                if label is not None:
-                    widget.description = label
-                    yield widget
-            else:
-                yield widget
+    def on_mount(self) -> None:
+        self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
+
+    def on_unmount(self) -> None:
+        self.screen.bindings_updated_signal.unsubscribe(self)
+
+    def _bindings_changed(self, screen: Screen[object]) -> None:
+        self.refresh()
+
+    def _keys(self) -> tuple[list[_Key], _Key | None]:
+        """The screen's shown bindings, one per action in binding order, and the command palette's."""
+        app = self.app
+        palette_key = app.COMMAND_PALETTE_BINDING if app.ENABLE_COMMAND_PALETTE else None
+        keys: list[_Key] = []
+        palette: _Key | None = None
+        seen: set[str] = set()
+        for key, active in self.screen.active_bindings.items():
+            binding = active.binding
+            item = _Key(binding.key, app.get_key_display(binding), binding.description,
+                        binding.action.removeprefix("app."), active.enabled)
+            if key == palette_key:
+                palette = item
+            elif binding.show and item.action not in seen:
+                seen.add(item.action)
+                keys.append(item)
+        return keys, palette
+
+    def render(self) -> Text:
+        keys, palette = self._keys()
+        plan = fit([(k.action, k.display, k.label) for k in keys], self.size.width,
+                   (palette.display, palette.label) if palette is not None else None, self.drop_first)
+        key_style = self.get_component_rich_style("key-footer--key")
+        label_style = self.get_component_rich_style("key-footer--label")
+        dim = self.get_component_rich_style("key-footer--disabled")
+        text = Text(no_wrap=True, overflow="crop")
+        self._spans = []
+
+        def add(item: _Key, label: str, compact: bool) -> None:
+            start = len(text)
+            key_text, label_text = (item.display, f" {label}") if compact else (f" {item.display} ", f"{label} ")
+            text.append(key_text, key_style if item.enabled else key_style + dim)
+            text.append(label_text, label_style if item.enabled else label_style + dim)
+            self._spans.append((start, len(text), item))
+
+        for item in keys:
+            label = plan.labels.get(item.action)
+            if label is not None:
+                add(item, label, plan.compact)
+                if plan.compact:
+                    text.append(" ")
+        if plan.palette and palette is not None:
+            tail = len(palette.display) + len(palette.label) + 4
+            text.append(" " * max(1, self.size.width - len(text) - tail))
+            text.append("▏", label_style)
+            add(palette, palette.label, compact=False)
+        return text
+
+    def on_click(self, event: events.Click) -> None:
+        for start, end, item in self._spans:
+            if start <= event.x < end:
+                if item.enabled:
+                    self.app.simulate_key(item.key)
+                else:
+                    self.app.bell()
+                return
 
     def on_resize(self, event: events.Resize) -> None:
-        if event.size.width != self._laid_out_at:
-            self.call_after_refresh(self.recompose)
-
-
-def _action(key: FooterKey) -> str:
-    return key.action.removeprefix("app.")
+        self.refresh()
