@@ -147,7 +147,8 @@ async def test_a_healthy_canary_is_promoted_and_a_faulty_one_rolls_back(
     bad_template = run.checks("bad", "error-rate")
     assert good_template and all(c.ok and c.value is not None and c.value <= 1.0 for c in good_template)
     assert bad_template and not bad_template[-1].ok
-    assert bad_template[-1].value is not None and abs(bad_template[-1].value - 30.0) <= 1.0
+    # (the template's own rate() window: on a loaded machine a late scrape moves it by a point or two)
+    assert bad_template[-1].value is not None and abs(bad_template[-1].value - 30.0) <= 3.0
     assert f"Halt bad.test advancement error-rate {bad_template[-1].value:.2f} > 5" in run.warnings("bad")
     assert not run.warnings("good") or all("not ready" in w for w in run.warnings("good"))
 
