@@ -35,8 +35,10 @@ from canarylab.engine.events import (
     KubeEvent,
     PhaseChanged,
     StatusChanged,
+    TickFinished,
     WeightChanged,
 )
+from canarylab.engine.flagger_metrics import CanaryFacts
 from canarylab.engine.kinds import CANARY, DEPLOYMENT, EVENT, HTTP_ROUTE, TRAFFIC_SPLIT, Kind, Obj
 from canarylab.engine.ports import Clock, Cluster, ClusterError, Metrics, WatchEvent, WebhookCall, Webhooks
 from canarylab.engine.spec import Canary, SpecError, parse_canary
@@ -235,6 +237,14 @@ class Engine:
             raise EngineError(f"unknown command {type(command).__name__}")
         slot.wake.set()
 
+    def facts(self, namespace: str, name: str) -> CanaryFacts | None:
+        """The target, strategy and skipAnalysis of a Canary the engine serves (Flagger's metric labels)."""
+        slot = self._slots.get((namespace, name))
+        if slot is None or slot.canary is None:
+            return None
+        c = slot.canary
+        return CanaryFacts(target=c.target, strategy=c.strategy, skip_analysis=c.skip_analysis)
+
     def canary_states(self) -> list[CanaryState]:
         """A snapshot of every Canary the engine serves, sorted by namespace and name."""
         return [self._state(self._slots[k]) for k in sorted(self._slots)]
@@ -290,7 +300,7 @@ class Engine:
                               clock=self.clock, emit=self.emit, canary=canary, obj=obj, notes=slot.notes,
                               metrics_server=self.metrics_server)  # fmt: skip
             self.ticks += 1
-            started = time.process_time()
+            started, wall = time.process_time(), time.perf_counter()
             try:
                 await advance_canary(ctx)
             except (ClusterError, ValueError, KeyError, TypeError) as err:
@@ -298,6 +308,8 @@ class Engine:
                 self._notice(slot, f"tick failed: {type(err).__name__}: {err}", "error")
             finally:
                 self.tick_cpu += time.process_time() - started
+                self.emit(TickFinished(time=self.clock.now(), namespace=slot.namespace, name=slot.name,
+                                       seconds=time.perf_counter() - wall))
                 slot.obj = {**obj, "status": dict(canary.status)}
 
     async def _finalizer(self, slot: _Slot, canary: Canary, obj: Obj) -> Obj | None:

@@ -92,6 +92,13 @@ class CanaryProblem(EngineEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class TickFinished(EngineEvent):
+    """One analysis tick of the Canary ran; ``seconds`` of wall-clock time (Flagger's canary_duration_seconds)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
 class CanaryRemoved(EngineEvent):
     """The Canary was deleted; its task stopped."""
 

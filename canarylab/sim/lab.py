@@ -13,8 +13,10 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from canarylab import __version__
 from canarylab.engine.clock import LoopClock, VirtualTimeLoop
 from canarylab.engine.controller import Engine
+from canarylab.engine.flagger_metrics import FlaggerMetrics
 from canarylab.engine.kinds import DEPLOYMENT, Obj
 from canarylab.engine.ports import MetricQuery, Metrics, NotFound
 from canarylab.errors import UserError
@@ -69,6 +71,8 @@ class SimLab:
         # The simulated lab has no other Flagger to follow: its engine always acts. ``readonly`` is for the UI
         # (it hides every key that changes anything), and the user actions below refuse to run.
         self.engine = Engine(self.cluster, self._metrics, self.webhooks, self.clock)
+        self.flagger_metrics = FlaggerMetrics(self.engine.facts, version=__version__, mesh_provider="linkerd")
+        self.engine.subscribe(self.flagger_metrics.record)
         if prometheus is not None and prometheus != "local":
             self.engine.metrics_server = prometheus
         self.metrics_server: MetricsServer | None = None
@@ -89,7 +93,8 @@ class SimLab:
         self.started_at = self.clock.now()
         try:
             if self.metrics_port is not None or self.prometheus == "local":
-                self.metrics_server = MetricsServer(self.store, self.metrics_port or 0)
+                self.metrics_server = MetricsServer(self.store, self.metrics_port or 0,
+                                                    [self.flagger_metrics.exposition])
                 self.metrics_server.start()
             if self.prometheus is not None:
                 from canarylab.prometheus import connect
