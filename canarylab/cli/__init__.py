@@ -89,6 +89,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
                    help="run X times real time (default: virtual time, as fast as possible)")
     p.add_argument("--timeout", default="1h", metavar="DURATION",
                    help="give up after this much lab time (default 1h), exit 3")
+    p.add_argument("--send-alerts", action="store_true",
+                   help="post analysis.alerts to their AlertProviders (default: print them, send nothing)")
     handlers["simulate"] = "canarylab.cli.simulate:run"
 
     p = sub.add_parser("ui", help="the dashboard and the engine on a real cluster")

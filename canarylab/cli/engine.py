@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from canarylab import __version__
-from canarylab.engine.events import EngineEvent, EngineNotice, KubeEvent
+from canarylab.cli.output import alert_json, alert_text
+from canarylab.engine.events import AlertPosted, EngineEvent, EngineNotice, KubeEvent
 from canarylab.engine.flagger_metrics import FlaggerMetrics
 from canarylab.engine.ports import ClusterError
 from canarylab.errors import UserError
@@ -49,6 +50,9 @@ def printer(json_lines: bool, out: TextIO, start: float) -> Callable[[EngineEven
     def sink(event: EngineEvent) -> None:
         if isinstance(event, KubeEvent):
             line = json.dumps(event_json(event, start)) if json_lines else event_text(event)
+        elif isinstance(event, AlertPosted):
+            line = json.dumps(alert_json(event, round(event.time - start, 3))) if json_lines \
+                else f"{stamp(event.time)} {alert_text(event)}"
         elif isinstance(event, EngineNotice):
             line = json.dumps({"kind": "notice", "time": round(event.time - start, 3), "level": event.level,
                                "namespace": event.namespace, "name": event.name, "message": event.message}) \

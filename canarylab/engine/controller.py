@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from canarylab.engine import finalizer, routing
+from canarylab.engine.alerts import Alerts, NoAlerts
 from canarylab.engine.clock import sleep_or_wake
 from canarylab.engine.commands import Abort, Command, OpenGate, Pause, Promote, Resume
 from canarylab.engine.context import RunNotes, TickCluster, TickContext, template_hash
@@ -130,7 +131,7 @@ class Engine:
 
     def __init__(self, cluster: Cluster, metrics: Metrics, webhooks: Webhooks, clock: Clock, *,
                  namespaces: Collection[str] | None = None, readonly: bool = False,
-                 metrics_server: str = "http://prometheus.linkerd-viz:9090") -> None:
+                 metrics_server: str = "http://prometheus.linkerd-viz:9090", alerts: Alerts | None = None) -> None:
         self.cluster = cluster
         self.metrics = metrics
         self.webhooks = webhooks
@@ -138,6 +139,8 @@ class Engine:
         self.namespaces = None if namespaces is None else frozenset(namespaces)
         self.readonly = readonly
         self.metrics_server = metrics_server
+        self.alerts: Alerts = alerts or NoAlerts()
+        """Where ``analysis.alerts`` are posted (:class:`~canarylab.engine.alerts.NoAlerts`: reported, not sent)."""
         self._sinks: list[EventSink] = []
         self._slots: dict[tuple[str, str], _Slot] = {}
         self._target_index: dict[tuple[str, str], list[_Slot]] | None = None
@@ -237,6 +240,12 @@ class Engine:
             raise EngineError(f"unknown command {type(command).__name__}")
         slot.wake.set()
 
+    async def settle(self) -> None:
+        """Wait until no tick is in flight (a tick ends its Flagger step: events, hooks and alerts sent)."""
+        for slot in list(self._slots.values()):
+            async with slot.lock:
+                pass
+
     def facts(self, namespace: str, name: str) -> CanaryFacts | None:
         """The target, strategy and skipAnalysis of a Canary the engine serves (Flagger's metric labels)."""
         slot = self._slots.get((namespace, name))
@@ -298,7 +307,7 @@ class Engine:
                 obj = current
             ctx = TickContext(cluster=TickCluster(self.cluster), metrics=self.metrics, webhooks=self.webhooks,
                               clock=self.clock, emit=self.emit, canary=canary, obj=obj, notes=slot.notes,
-                              metrics_server=self.metrics_server)  # fmt: skip
+                              metrics_server=self.metrics_server, alerts=self.alerts)  # fmt: skip
             self.ticks += 1
             started, wall = time.process_time(), time.perf_counter()
             try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -132,6 +132,14 @@ class CanaryWebhook(_Model):
         return parse_duration(self.timeout)
 
 
+class CanaryAlert(_Model):
+    """``analysis.alerts[]``: post to an AlertProvider the messages this severity admits."""
+
+    name: str
+    severity: Literal["info", "warn", "error", ""] = "info"
+    provider_ref: TemplateRef = Field(alias="providerRef")
+
+
 class CanaryAnalysis(_Model):
     """``spec.analysis``."""
 
@@ -149,6 +157,7 @@ class CanaryAnalysis(_Model):
     canary_ready_threshold: int | None = Field(None, alias="canaryReadyThreshold")
     metrics: list[CanaryMetric] = Field(default_factory=list)
     webhooks: list[CanaryWebhook] = Field(default_factory=list)
+    alerts: list[CanaryAlert] = Field(default_factory=list)
 
 
 class CanarySpec(_Model):
