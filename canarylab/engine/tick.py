@@ -184,7 +184,9 @@ async def advance_canary(ctx: TickContext) -> None:
         await status.set_failed_checks(ctx, int(ctx.status.get("failedChecks", 0)) + 1)
         return
     # 24. the strategy moves the canary one step
-    if c.strategy == "blue-green":
+    if c.strategy == "ab-testing":
+        await _run_ab(ctx, target, label, value, cfgs)
+    elif c.strategy == "blue-green":
         await _run_blue_green(ctx, target, label, value, cfgs)
     elif c.next_step_weight(canary_weight) > 0:
         if ctx.phase not in ("Promoting", "WaitingPromotion", "Finalising") \
@@ -275,6 +277,23 @@ async def _run_canary(ctx: TickContext, target: Obj, label: str, value: str, cfg
     if not await hooks.confirm_promotion(ctx):
         return
     await _promote(ctx, target, label, value, cfgs)
+
+
+async def _run_ab(ctx: TickContext, target: Obj, label: str, value: str, cfgs: list[configs.Config]) -> None:
+    """``runAB``: the matched requests go to the canary (its rule at 0/100) for ``iterations`` ticks, then
+    promotion. Unmatched requests stay on the primary throughout."""
+    c = ctx.canary
+    n = c.analysis.iterations
+    i = int(ctx.status.get("iterations", 0))
+    if n > i:
+        await routing.set_routes(ctx, 0, 100)
+        await status.set_iterations(ctx, i + 1)
+        await ctx.info(f"Advance {c.key} canary iteration {i + 1}/{n}")
+        return
+    if not await hooks.confirm_promotion(ctx):
+        return
+    if n == i:
+        await _promote(ctx, target, label, value, cfgs)
 
 
 async def _run_blue_green(ctx: TickContext, target: Obj, label: str, value: str,

@@ -24,6 +24,7 @@ import heapq
 import itertools
 import json
 import math
+import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -95,7 +96,11 @@ class SimCluster(MemoryCluster):
         """Live pods (Terminating ones included) per Deployment ``(namespace, name)``."""
         self.services: dict[tuple[str, str], ServiceInfo] = {}
         self.routes: dict[tuple[str, str], list[tuple[str, int]]] = {}
-        """Weighted backends per apex Service ``(namespace, apex)``, from TrafficSplits and HTTPRoutes."""
+        """Weighted backends per apex Service ``(namespace, apex)``, from TrafficSplits and HTTPRoutes (an
+        HTTPRoute's last rule: the one every request without a more specific match takes)."""
+        self.matched_routes: dict[tuple[str, str], list[MatchedRule]] = {}
+        """An HTTPRoute's earlier rules that match on headers (A/B testing): per rule, its alternative
+        matches (each a list of conditions that must all hold) and its weighted backends."""
         self.canaries: dict[tuple[str, str], Obj] = {}
         self.topology = 0
         """Bumped whenever something that decides where traffic goes changes (for caches)."""
@@ -104,6 +109,7 @@ class SimCluster(MemoryCluster):
         self._ready_index: dict[str, dict[str, set[str]]] = {}  # ns -> "k=v" -> ready pod names
         self._ready_pods: dict[tuple[str, str], SimPod] = {}
         self._route_sources: dict[tuple[str, str, str], tuple[str, list[tuple[str, int]]]] = {}
+        self._matched_sources: dict[tuple[str, str, str], tuple[str, list[MatchedRule]]] = {}
         self._hpas: dict[tuple[str, str], Obj] = {}
         self._deployments: dict[tuple[str, str], Obj] = {}
         self._replica_sets: dict[tuple[str, str], set[str]] = {}
@@ -211,6 +217,7 @@ class SimCluster(MemoryCluster):
     def _index_route(self, kind: str, key: tuple[str, str], obj: Obj | None) -> None:
         source = (kind, *key)
         self._route_sources.pop(source, None)
+        self._matched_sources.pop(source, None)
         if obj is not None:
             spec = obj.get("spec") or {}
             if kind == TRAFFIC_SPLIT.kind:
@@ -221,12 +228,18 @@ class SimCluster(MemoryCluster):
                 parents = [p.get("name") for p in spec.get("parentRefs") or [] if p.get("kind") == "Service"]
                 apex = parents[0] if parents else key[1]
                 rules = spec.get("rules") or [{}]
-                backends = [(str(b.get("name", "")), int(b.get("weight", 1) if b.get("weight") is not None else 1))
-                            for b in rules[-1].get("backendRefs") or []]
+                backends = _http_backends(rules[-1])
+                matched = [(alternatives, _http_backends(rule)) for rule in rules[:-1]
+                           if (alternatives := _conditions(rule.get("matches")))]
+                if matched:
+                    self._matched_sources[source] = (str(apex), matched)
             self._route_sources[source] = (str(apex), backends)
         self.routes = {}
         for (_, ns, _), (apex, backends) in sorted(self._route_sources.items()):
             self.routes.setdefault((ns, apex), backends)
+        self.matched_routes = {}
+        for (_, ns, _), (apex, rules) in sorted(self._matched_sources.items()):
+            self.matched_routes.setdefault((ns, apex), rules)
         self.topology += 1
 
     # --------------------------------------------------------------------------------- timers
@@ -466,6 +479,59 @@ class SimCluster(MemoryCluster):
 
 
 # ----------------------------------------------------------------------------------------- helpers
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One HTTPRoute match condition on a request: a header (exact or regular expression) or the path."""
+
+    field: str  # "header" or "path"
+    name: str
+    type: str
+    value: str
+
+    def matches(self, headers: dict[str, str], path: str) -> bool:
+        if self.field == "path":
+            if self.type == "Exact":
+                return path.split("?", 1)[0] == self.value
+            if self.type == "RegularExpression":
+                return re.fullmatch(self.value, path.split("?", 1)[0]) is not None
+            prefix = self.value.rstrip("/")
+            return not prefix or path == prefix or path.startswith(prefix + "/")
+        given = headers.get(self.name.lower())
+        if given is None:
+            return False
+        if self.type == "RegularExpression":
+            try:
+                return re.search(self.value, given) is not None
+            except re.error:
+                return False
+        return given == self.value
+
+
+MatchedRule = tuple[list[list["Condition"]], list[tuple[str, int]]]
+"""An A/B rule: alternative matches (conditions that must all hold) and the rule's weighted backends."""
+
+
+def _conditions(matches: Any) -> list[list[Condition]]:
+    """The alternatives of a rule's ``matches`` that test headers; [] for a rule that matches on paths only."""
+    out: list[list[Condition]] = []
+    for m in matches or []:
+        if not isinstance(m, dict) or not m.get("headers"):
+            continue
+        conditions = [Condition("header", str(h.get("name", "")), str(h.get("type") or "Exact"),
+                                str(h.get("value", ""))) for h in m["headers"] if isinstance(h, dict)]
+        path = m.get("path")
+        if isinstance(path, dict) and path.get("value"):
+            conditions.append(Condition("path", "", str(path.get("type") or "PathPrefix"), str(path["value"])))
+        out.append(conditions)
+    return out
+
+
+def _http_backends(rule: Any) -> list[tuple[str, int]]:
+    refs = rule.get("backendRefs") if isinstance(rule, dict) else None
+    return [(str(b.get("name", "")), int(b.get("weight", 1) if b.get("weight") is not None else 1))
+            for b in refs or [] if isinstance(b, dict)]
 
 
 def _resolve(value: Any, desired: int, *, up: bool) -> int:
