@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from canarylab.engine import services, status, targets
 from canarylab.engine.context import TickContext
-from canarylab.engine.kinds import CANARY, DEPLOYMENT, Obj
+from canarylab.engine.kinds import CANARY, Obj
 from canarylab.engine.ports import Cluster
 from canarylab.engine.targets import Readiness, TargetError
 
@@ -55,9 +55,9 @@ async def wait_for_target(ctx: TickContext) -> Readiness:
     delay, factor, attempts = READY_BACKOFF
     verdict = Readiness(f"canary deployment {c.target_key} not found")
     for attempt in range(attempts):
-        target = await ctx.cluster.get(DEPLOYMENT, c.namespace, c.target)
+        target = await targets.get_target(ctx)
         if target is None:
-            return Readiness(f'deployment {c.target_key} get query error: deployments.apps "{c.target}" not found')
+            return Readiness(targets.not_found(c))
         verdict = await targets.canary_readiness(ctx, target)
         if verdict.ready or not verdict.retriable or attempt == attempts - 1:
             return verdict
@@ -73,17 +73,20 @@ async def finalize(ctx: TickContext) -> bool:
     if ctx.phase != "Terminating":
         await status.set_phase(ctx, "Terminating")
         await ctx.info(f"Terminating canary {c.key}")
-    target = await ctx.cluster.get(DEPLOYMENT, c.namespace, c.target)
+    target = await targets.get_target(ctx)
     if target is None:
-        await ctx.warn(f'deployment {c.target_key} get query error: deployments.apps "{c.target}" not found')
+        await ctx.warn(targets.not_found(c))
         return False
     try:
         label, value = targets.selector_label(c, target)
     except TargetError as err:
         await ctx.warn(str(err))
         return False
-    primary = await ctx.cluster.get(DEPLOYMENT, c.namespace, f"{c.target}-primary")
-    if primary is None:
+    primary = await targets.get_primary(ctx)
+    if targets.is_daemon_set(c):
+        if targets.scaled_to_zero(c, target):
+            await targets.scale_from_zero(ctx, target)  # Flagger's DaemonSet Finalize: ScaleFromZero
+    elif primary is None:
         await targets.scale_from_zero(ctx, target)
     else:
         replicas = (primary.get("spec") or {}).get("replicas")

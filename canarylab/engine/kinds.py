@@ -37,6 +37,7 @@ class Kind:
 
 
 DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments")
+DAEMON_SET = Kind("apps/v1", "DaemonSet", "daemonsets")
 SERVICE = Kind("v1", "Service", "services")
 POD = Kind("v1", "Pod", "pods")
 CONFIG_MAP = Kind("v1", "ConfigMap", "configmaps")
@@ -51,7 +52,7 @@ METRIC_TEMPLATE = Kind("flagger.app/v1beta1", "MetricTemplate", "metrictemplates
 ALERT_PROVIDER = Kind("flagger.app/v1beta1", "AlertProvider", "alertproviders")
 
 ALL_KINDS: tuple[Kind, ...] = (
-    DEPLOYMENT, SERVICE, POD, CONFIG_MAP, SECRET, EVENT, NAMESPACE, HPA,
+    DEPLOYMENT, DAEMON_SET, SERVICE, POD, CONFIG_MAP, SECRET, EVENT, NAMESPACE, HPA,
     TRAFFIC_SPLIT, HTTP_ROUTE, CANARY, METRIC_TEMPLATE, ALERT_PROVIDER,
 )  # fmt: skip
 

@@ -584,9 +584,12 @@ def _duration(path: str, text: str | None, out: list[Problem]) -> None:
 def _rules(c: Canary) -> list[Problem]:
     out: list[Problem] = []
     spec = c.spec
-    if spec.target_ref.kind != "Deployment":
-        out.append(Problem("spec.targetRef.kind", "must be Deployment (canarylab runs Deployment targets)",
-                           spec.target_ref.kind))
+    if spec.target_ref.kind not in ("Deployment", "DaemonSet"):
+        out.append(Problem("spec.targetRef.kind", "must be Deployment or DaemonSet (the workloads Flagger and "
+                           "canarylab run canaries on)", spec.target_ref.kind))
+    elif spec.target_ref.kind == "DaemonSet" and spec.autoscaler_ref is not None:
+        out.append(Problem("spec.autoscalerRef", "a DaemonSet runs one pod per node and cannot be autoscaled: "
+                           "remove autoscalerRef", spec.autoscaler_ref.name))
     if not spec.target_ref.name:
         out.append(Problem("spec.targetRef.name", "must not be empty", spec.target_ref.name))
     if not 1 <= spec.service.port <= 65535:

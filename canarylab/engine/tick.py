@@ -11,7 +11,7 @@ from canarylab.engine import configs, hooks, routing, status, targets
 from canarylab.engine.alerts import raise_alert
 from canarylab.engine.checks import providers_online, run_metric_checks
 from canarylab.engine.context import TickContext, template_hash
-from canarylab.engine.kinds import DEPLOYMENT, Obj
+from canarylab.engine.kinds import Obj
 from canarylab.engine.routing import RoutingError
 from canarylab.engine.services import discovered_ports, initialize_services, reconcile_apex
 from canarylab.engine.targets import TargetError
@@ -32,9 +32,9 @@ async def advance_canary(ctx: TickContext) -> None:
         await status.write_status(ctx, {"phase": "Initializing", "canaryWeight": 0, "failedChecks": 0,
                                         "iterations": 0})  # fmt: skip
     # 2. the target and its selector label
-    target = await ctx.cluster.get(DEPLOYMENT, c.namespace, c.target)
+    target = await targets.get_target(ctx)
     if target is None:
-        await ctx.warn(f'deployment {c.target_key} get query error: deployments.apps "{c.target}" not found')
+        await ctx.warn(targets.not_found(c))
         return
     try:
         label, value = targets.selector_label(c, target)
@@ -59,7 +59,11 @@ async def advance_canary(ctx: TickContext) -> None:
         else:
             await ctx.info("all the metrics providers are available!")
     # 6. the primary, and during initialization its readiness
-    await targets.ensure_primary(ctx, target, label, value, cfgs)
+    try:
+        await targets.ensure_primary(ctx, target, label, value, cfgs)
+    except TargetError as err:
+        await ctx.warn(str(err))
+        return
     if initializing and not c.skip_analysis:
         ready = await targets.primary_readiness(ctx)
         if not ready.ready:
@@ -76,7 +80,7 @@ async def advance_canary(ctx: TickContext) -> None:
     # 9. the target waits at zero replicas
     if initializing:
         await targets.scale(ctx, c.target, 0)
-        target = await ctx.cluster.get(DEPLOYMENT, c.namespace, c.target) or target
+        target = await targets.get_target(ctx) or target
     # 10. the routing object
     await routing.reconcile(ctx)
     spec_hash = template_hash(target)
@@ -235,7 +239,7 @@ async def rollback(ctx: TickContext) -> None:
     await routing.set_routes(ctx, 100, 0)
     await ctx.warn(f"Canary failed! Scaling down {c.key}", phase="Failed")
     await targets.scale(ctx, c.target, 0)
-    target = await ctx.cluster.get(DEPLOYMENT, c.namespace, c.target)
+    target = await targets.get_target(ctx)
     spec_hash = template_hash(target) if target else str(ctx.status.get("lastAppliedSpec", ""))
     try:
         tracked: dict[str, str] | None = configs.tracked(await configs.target_configs(ctx, target or {}))

@@ -33,7 +33,7 @@ from typing import Any
 
 from canarylab.engine.clock import sleep_or_wake
 from canarylab.engine.documents import rfc3339
-from canarylab.engine.kinds import CANARY, DEPLOYMENT, HPA, HTTP_ROUTE, POD, SERVICE, TRAFFIC_SPLIT, Obj
+from canarylab.engine.kinds import CANARY, DAEMON_SET, DEPLOYMENT, HPA, HTTP_ROUTE, POD, SERVICE, TRAFFIC_SPLIT, Obj
 from canarylab.engine.memory_cluster import MemoryCluster
 from canarylab.engine.ports import Clock, WatchEvent
 from canarylab.sim.workloads import Fault
@@ -45,6 +45,11 @@ TERMINATION_SECONDS = 2.0
 HPA_SYNC_SECONDS = 15.0
 """The HPA controller's sync period (Kubernetes' default)."""
 DEFAULT_PROGRESS_DEADLINE = 600
+NODES: dict[str, dict[str, str]] = {
+    f"sim-node-{i}": {"kubernetes.io/hostname": f"sim-node-{i}", "kubernetes.io/os": "linux",
+                      "kubernetes.io/arch": "amd64"} for i in (1, 2, 3)
+}
+"""The simulated nodes and their labels: a DaemonSet runs one pod on each node its node selector admits."""
 
 _HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' SafeEncodeString alphabet
 
@@ -112,6 +117,8 @@ class SimCluster(MemoryCluster):
         self._matched_sources: dict[tuple[str, str, str], tuple[str, list[MatchedRule]]] = {}
         self._hpas: dict[tuple[str, str], Obj] = {}
         self._deployments: dict[tuple[str, str], Obj] = {}
+        self._daemon_sets: dict[tuple[str, str], Obj] = {}
+        self._pod_nodes: dict[tuple[str, str], str] = {}  # (namespace, pod) -> node, for daemon pods
         self._replica_sets: dict[tuple[str, str], set[str]] = {}
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
@@ -191,6 +198,15 @@ class SimCluster(MemoryCluster):
             status = obj.get("status") or {}
             if status.get("observedGeneration") != meta.get("generation"):
                 self._reconcile(key)
+        elif kind == DAEMON_SET.kind:
+            if deleted:
+                self._daemon_sets.pop(key, None)
+                for pod in list(self.pods.get(key, {}).values()):
+                    self._terminate(pod)
+                return
+            self._daemon_sets[key] = obj
+            if (obj.get("status") or {}).get("observedGeneration") != meta.get("generation"):
+                self._reconcile(key)
         elif kind == SERVICE.kind:
             if deleted:
                 self.services.pop(key, None)
@@ -257,6 +273,9 @@ class SimCluster(MemoryCluster):
 
     def _reconcile(self, key: tuple[str, str], *, scale_only: bool | None = None) -> None:
         """Bring a Deployment's pods toward its spec and write its status (Kubernetes' rolling update)."""
+        if key in self._daemon_sets:
+            self._reconcile_daemon_set(key)
+            return
         dep = self._deployments.get(key)
         if dep is None:
             return
@@ -300,6 +319,72 @@ class SimCluster(MemoryCluster):
                     self._terminate(pod)
         self._write_status(key, dep, want, now, min_ready, new_rs_created, scale_only)
 
+    def _reconcile_daemon_set(self, key: tuple[str, str]) -> None:
+        """One pod per admitted node, replaced node by node (RollingUpdate, maxUnavailable 1 by default)."""
+        ds = self._daemon_sets[key]
+        now = self.clock.now()
+        spec = ds.get("spec") or {}
+        template = spec.get("template") or {}
+        want = template_hash(template)
+        selector = (template.get("spec") or {}).get("nodeSelector") or {}
+        nodes = [n for n, labels in NODES.items() if all(labels.get(k) == v for k, v in selector.items())]
+        min_ready = float(spec.get("minReadySeconds", 0) or 0)
+        pods = self.pods.setdefault(key, {})
+        on_node: dict[str, list[SimPod]] = {}
+        for pod in pods.values():
+            if not pod.terminating:
+                on_node.setdefault(self._pod_nodes.get((pod.namespace, pod.name), ""), []).append(pod)
+        for node, node_pods in on_node.items():
+            if node not in nodes:  # the node selector no longer admits this node ("scaled to zero")
+                for pod in node_pods:
+                    self._terminate(pod)
+        busy = {n for n, ps in on_node.items() if n in nodes} | {
+            self._pod_nodes.get((p.namespace, p.name), "") for p in pods.values() if p.terminating}
+        for node in nodes:
+            if node not in busy:
+                pod = self._create_pod(key, ds, template, want)
+                self._pod_nodes[(pod.namespace, pod.name)] = node
+                self.patch_now(POD, pod.namespace, pod.name, {"spec": {"nodeName": node}})
+        rolling = (spec.get("updateStrategy") or {}).get("rollingUpdate") or {}
+        budget = max(1, _resolve(rolling.get("maxUnavailable", 1), len(nodes), up=False))
+        unavailable = sum(1 for n in nodes if not any(p.available(now, min_ready) for p in on_node.get(n, [])))
+        old = [p for n in nodes for p in on_node.get(n, []) if p.hash != want]
+        for pod in sorted(old, key=lambda p: (p.ready, p.created)):
+            if not pod.ready:
+                self._terminate(pod)  # an unready old pod costs no availability
+            elif unavailable < budget:
+                self._terminate(pod)
+                unavailable += 1
+        self._write_daemon_set_status(key, ds, want, nodes, now, min_ready)
+
+    def _write_daemon_set_status(self, key: tuple[str, str], ds: Obj, want: str, nodes: list[str], now: float,
+                                 min_ready: float) -> None:
+        live = [p for p in self.pods.get(key, {}).values() if not p.terminating
+                and self._pod_nodes.get((p.namespace, p.name)) in nodes]
+        available = sum(p.available(now, min_ready) for p in live)
+        status: Obj = {
+            "observedGeneration": ds["metadata"].get("generation", 1),
+            "desiredNumberScheduled": len(nodes),
+            "currentNumberScheduled": len({self._pod_nodes.get((p.namespace, p.name)) for p in live}),
+            "numberMisscheduled": 0,
+            "numberReady": sum(p.ready for p in live),
+            "updatedNumberScheduled": sum(p.hash == want for p in live),
+            "numberAvailable": available,
+            "numberUnavailable": max(0, len(nodes) - available),
+        }
+        for name in ("updatedNumberScheduled", "numberAvailable", "numberUnavailable"):
+            if status[name] == 0:
+                del status[name]  # omitted when zero, as Kubernetes writes them
+        old_status: Obj = ds.get("status") or {}
+        if status == old_status:
+            return
+        patch: Obj = {k: None for k in old_status if k not in status}
+        patch.update(status)
+        self.patch_status_now(DAEMON_SET, key[0], key[1], patch)
+        self._daemon_sets[key] = {**ds, "status": status}
+        if min_ready > 0 and available < len(live):
+            self._at(now + min_ready, lambda: self._reconcile(key))
+
     def _scale_new(self, key: tuple[str, str], dep: Obj, template: Obj, want: str, new: list[SimPod],
                    desired: int, room: int) -> None:
         if len(new) < desired:
@@ -311,7 +396,7 @@ class SimCluster(MemoryCluster):
             for pod in victims:
                 self._terminate(pod)
 
-    def _create_pod(self, key: tuple[str, str], dep: Obj, template: Obj, want: str) -> None:
+    def _create_pod(self, key: tuple[str, str], dep: Obj, template: Obj, want: str) -> SimPod:
         namespace, deployment = key
         now = self.clock.now()
         name = f"{deployment}-{want}-{_suffix(next(self._pod_seq))}"
@@ -335,6 +420,7 @@ class SimCluster(MemoryCluster):
         for listener in self.pod_listeners:
             listener(pod, "added")
         self._at(now + _ready_delay(name), lambda: self._pod_ready(pod))
+        return pod
 
     def _pod_ready(self, pod: SimPod) -> None:
         if pod.terminating or pod.ready_since is not None:
@@ -353,7 +439,7 @@ class SimCluster(MemoryCluster):
         })  # fmt: skip
         key = (pod.namespace, pod.deployment)
         self._reconcile(key)
-        dep = self._deployments.get(key)
+        dep = self._deployments.get(key) or self._daemon_sets.get(key)
         min_ready = float(((dep or {}).get("spec") or {}).get("minReadySeconds", 0) or 0)
         if min_ready > 0:
             self._at(now + min_ready, lambda: self._reconcile(key))
@@ -376,6 +462,7 @@ class SimCluster(MemoryCluster):
     def _remove_pod(self, pod: SimPod) -> None:
         key = (pod.namespace, pod.deployment)
         self.pods.get(key, {}).pop(pod.name, None)
+        self._pod_nodes.pop((pod.namespace, pod.name), None)
         if self.get_now(POD, pod.namespace, pod.name) is not None:
             self.delete_now(POD, pod.namespace, pod.name)
         for listener in self.pod_listeners:

@@ -106,11 +106,23 @@ def test_weights_out_of_range() -> None:
     assert "spec.analysis.stepWeights[0]: must be at least 1 (got 0)" in found
 
 
-def test_targets_must_be_deployments() -> None:
+def test_targets_are_deployments_or_daemon_sets() -> None:
+    obj = canary()
+    obj["spec"]["targetRef"]["kind"] = "StatefulSet"
+    assert problems(obj) == ['spec.targetRef.kind: must be Deployment or DaemonSet (the workloads Flagger and '
+                             'canarylab run canaries on) (got "StatefulSet")']
+    obj["spec"]["targetRef"]["kind"] = "DaemonSet"
+    obj["spec"].pop("autoscalerRef", None)
+    assert parse_canary(obj).spec.target_ref.kind == "DaemonSet"
+
+
+def test_a_daemon_set_cannot_have_an_autoscaler() -> None:
     obj = canary()
     obj["spec"]["targetRef"]["kind"] = "DaemonSet"
-    assert problems(obj) == ['spec.targetRef.kind: must be Deployment (canarylab runs Deployment targets) '
-                             '(got "DaemonSet")']
+    obj["spec"]["autoscalerRef"] = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                                    "name": "podinfo"}
+    assert problems(obj) == ['spec.autoscalerRef: a DaemonSet runs one pod per node and cannot be autoscaled: '
+                             'remove autoscalerRef (got "podinfo")']
 
 
 def test_metric_template_needs_a_query() -> None:
