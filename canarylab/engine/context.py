@@ -75,6 +75,7 @@ class RunNotes:
     abort: bool = False
     promote: bool = False
     weights: tuple[int, int] | None = None  # (primary, canary) as last read from the routing object
+    mirrored: bool = False  # the routing object mirrors requests to the canary
 
 
 @dataclass

@@ -179,7 +179,8 @@ async def advance_canary(ctx: TickContext) -> None:
         await _promote(ctx, target, label, value, cfgs)
         return
     # 23. pre-rollout hooks on the first step, the analysis afterwards
-    if canary_weight == 0 and int(ctx.status.get("iterations", 0)) == 0:
+    mirrored = ctx.notes.mirrored
+    if canary_weight == 0 and int(ctx.status.get("iterations", 0)) == 0 and not (c.analysis.mirror and mirrored):
         await ctx.info(f"Starting canary analysis for {c.target_key}")
         if not await hooks.pre_rollout(ctx):
             await status.set_failed_checks(ctx, int(ctx.status.get("failedChecks", 0)) + 1)
@@ -193,7 +194,7 @@ async def advance_canary(ctx: TickContext) -> None:
     elif c.strategy == "blue-green":
         await _run_blue_green(ctx, target, label, value, cfgs)
     elif c.next_step_weight(canary_weight) > 0:
-        if ctx.phase not in ("Promoting", "WaitingPromotion", "Finalising") \
+        if not mirrored and ctx.phase not in ("Promoting", "WaitingPromotion", "Finalising") \
                 and not await hooks.confirm_traffic_increase(ctx):
             return
         await _run_canary(ctx, target, label, value, cfgs, primary_weight, canary_weight)
@@ -272,9 +273,15 @@ async def _run_canary(ctx: TickContext, target: Obj, label: str, value: str, cfg
     c = ctx.canary
     if canary < c.max_weight:
         step = c.next_step_weight(canary)
-        primary = max(0, primary - step)
-        canary = min(100, canary + step)
-        await routing.set_routes(ctx, primary, canary)
+        mirrored = False
+        if c.analysis.mirror and canary == 0:
+            # one step of mirroring first: every request also reaches the canary, only the primary answers
+            mirrored = not ctx.notes.mirrored
+            primary, canary = (100, 0) if mirrored else (100 - step, step)
+        else:
+            primary = max(0, primary - step)
+            canary = min(100, canary + step)
+        await routing.set_routes(ctx, primary, canary, mirrored=mirrored)
         await status.set_weight(ctx, canary)
         await ctx.info(f"Advance {c.key} canary weight {canary}")
         return
@@ -307,6 +314,8 @@ async def _run_blue_green(ctx: TickContext, target: Obj, label: str, value: str,
     n = c.analysis.iterations
     i = int(ctx.status.get("iterations", 0))
     if n > i:
+        if c.analysis.mirror and not ctx.notes.mirrored:
+            await routing.set_routes(ctx, 100, 0, mirrored=True)  # mirror during the whole Blue/Green test
         await status.set_iterations(ctx, i + 1)
         await ctx.info(f"Advance {c.key} canary iteration {i + 1}/{n}")
         return
@@ -315,7 +324,8 @@ async def _run_blue_green(ctx: TickContext, target: Obj, label: str, value: str,
         return
     if not await hooks.confirm_promotion(ctx):
         return
-    await ctx.info("Routing all traffic to canary")
+    await ctx.info("Stop traffic mirroring and route all traffic to canary" if c.analysis.mirror
+                   else "Routing all traffic to canary")
     await routing.set_routes(ctx, 0, 100)
     await status.set_iterations(ctx, i + 1)
 

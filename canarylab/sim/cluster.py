@@ -33,7 +33,18 @@ from typing import Any
 
 from canarylab.engine.clock import sleep_or_wake
 from canarylab.engine.documents import rfc3339
-from canarylab.engine.kinds import CANARY, DAEMON_SET, DEPLOYMENT, HPA, HTTP_ROUTE, POD, SERVICE, TRAFFIC_SPLIT, Obj
+from canarylab.engine.kinds import (
+    CANARY,
+    DAEMON_SET,
+    DEPLOYMENT,
+    HPA,
+    HTTP_ROUTE,
+    POD,
+    SERVICE,
+    TRAFFIC_SPLIT,
+    VIRTUAL_SERVICE,
+    Obj,
+)
 from canarylab.engine.memory_cluster import MemoryCluster
 from canarylab.engine.ports import Clock, WatchEvent
 from canarylab.sim.workloads import Fault
@@ -106,6 +117,9 @@ class SimCluster(MemoryCluster):
         self.matched_routes: dict[tuple[str, str], list[MatchedRule]] = {}
         """An HTTPRoute's earlier rules that match on headers (A/B testing): per rule, its alternative
         matches (each a list of conditions that must all hold) and its weighted backends."""
+        self.mirrors: dict[tuple[str, str], tuple[str, float]] = {}
+        """Per apex Service, the Service its requests are mirrored to and the share mirrored (Blue/Green with
+        ``mirror``: the copies reach the canary, their answers are dropped)."""
         self.canaries: dict[tuple[str, str], Obj] = {}
         self.topology = 0
         """Bumped whenever something that decides where traffic goes changes (for caches)."""
@@ -115,6 +129,7 @@ class SimCluster(MemoryCluster):
         self._ready_pods: dict[tuple[str, str], SimPod] = {}
         self._route_sources: dict[tuple[str, str, str], tuple[str, list[tuple[str, int]]]] = {}
         self._matched_sources: dict[tuple[str, str, str], tuple[str, list[MatchedRule]]] = {}
+        self._mirror_sources: dict[tuple[str, str, str], tuple[str, str, float]] = {}
         self._hpas: dict[tuple[str, str], Obj] = {}
         self._deployments: dict[tuple[str, str], Obj] = {}
         self._daemon_sets: dict[tuple[str, str], Obj] = {}
@@ -214,7 +229,7 @@ class SimCluster(MemoryCluster):
                 spec = obj.get("spec") or {}
                 self.services[key] = ServiceInfo(dict(spec.get("selector") or {}), list(spec.get("ports") or []))
             self.topology += 1
-        elif kind in (TRAFFIC_SPLIT.kind, HTTP_ROUTE.kind):
+        elif kind in (TRAFFIC_SPLIT.kind, HTTP_ROUTE.kind, VIRTUAL_SERVICE.kind):
             self._index_route(kind, key, None if deleted else obj)
         elif kind == HPA.kind:
             if deleted:
@@ -234,9 +249,24 @@ class SimCluster(MemoryCluster):
         source = (kind, *key)
         self._route_sources.pop(source, None)
         self._matched_sources.pop(source, None)
+        self._mirror_sources.pop(source, None)
         if obj is not None:
             spec = obj.get("spec") or {}
-            if kind == TRAFFIC_SPLIT.kind:
+            if kind == VIRTUAL_SERVICE.kind:
+                short = [h for h in spec.get("hosts") or [] if isinstance(h, str) and "." not in h and h != "*"]
+                apex = short[-1] if short else key[1]
+                http = [r for r in spec.get("http") or [] if isinstance(r, dict)] or [{}]
+                backends = _istio_backends(http[-1])
+                matched = [(alternatives, _istio_backends(r)) for r in http[:-1]
+                           if (alternatives := _istio_conditions(r.get("match")))]
+                if matched:
+                    self._matched_sources[source] = (str(apex), matched)
+                for r in http:
+                    mirror = (r.get("mirror") or {}).get("host")
+                    if mirror:
+                        share = float((r.get("mirrorPercentage") or {}).get("value", 100.0)) / 100
+                        self._mirror_sources[source] = (str(apex), str(mirror).split(".")[0], share)
+            elif kind == TRAFFIC_SPLIT.kind:
                 apex = spec.get("service") or key[1]
                 backends = [(str(b.get("service", "")), int(b.get("weight", 0) or 0))
                             for b in spec.get("backends") or []]
@@ -249,6 +279,11 @@ class SimCluster(MemoryCluster):
                            if (alternatives := _conditions(rule.get("matches")))]
                 if matched:
                     self._matched_sources[source] = (str(apex), matched)
+                for rule in rules:
+                    for flt in rule.get("filters") or []:
+                        ref = ((flt or {}).get("requestMirror") or {}).get("backendRef") or {}
+                        if isinstance(flt, dict) and flt.get("type") == "RequestMirror" and ref.get("name"):
+                            self._mirror_sources[source] = (str(apex), str(ref["name"]), 1.0)
             self._route_sources[source] = (str(apex), backends)
         self.routes = {}
         for (_, ns, _), (apex, backends) in sorted(self._route_sources.items()):
@@ -256,6 +291,9 @@ class SimCluster(MemoryCluster):
         self.matched_routes = {}
         for (_, ns, _), (apex, rules) in sorted(self._matched_sources.items()):
             self.matched_routes.setdefault((ns, apex), rules)
+        self.mirrors = {}
+        for (_, ns, _), (apex, service, share) in sorted(self._mirror_sources.items()):
+            self.mirrors.setdefault((ns, apex), (service, share))
         self.topology += 1
 
     # --------------------------------------------------------------------------------- timers
@@ -593,6 +631,8 @@ class Condition:
                 return re.search(self.value, given) is not None
             except re.error:
                 return False
+        if self.type == "Prefix":
+            return given.startswith(self.value)
         return given == self.value
 
 
@@ -613,6 +653,31 @@ def _conditions(matches: Any) -> list[list[Condition]]:
             conditions.append(Condition("path", "", str(path.get("type") or "PathPrefix"), str(path["value"])))
         out.append(conditions)
     return out
+
+
+def _istio_conditions(matches: Any) -> list[list[Condition]]:
+    """Istio ``HTTPMatchRequest``s that test headers, as conditions (exact, prefix or regex)."""
+    out: list[list[Condition]] = []
+    for m in matches or []:
+        if not isinstance(m, dict) or not isinstance(m.get("headers"), dict):
+            continue
+        conditions = []
+        for name, test in m["headers"].items():
+            test = test if isinstance(test, dict) else {}
+            for key, kind in (("exact", "Exact"), ("prefix", "Prefix"), ("regex", "RegularExpression")):
+                if test.get(key) is not None:
+                    conditions.append(Condition("header", str(name), kind, str(test[key])))
+                    break
+        if conditions:
+            out.append(conditions)
+    return out
+
+
+def _istio_backends(route: Any) -> list[tuple[str, int]]:
+    dests = route.get("route") if isinstance(route, dict) else None
+    return [(str((d.get("destination") or {}).get("host", "")).split(".")[0],
+             int(d.get("weight", 100 if len(dests or []) == 1 else 0) or 0))
+            for d in dests or [] if isinstance(d, dict)]
 
 
 def _http_backends(rule: Any) -> list[tuple[str, int]]:

@@ -237,3 +237,9 @@ class Traffic:
               method: str, path: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
         for pod, share in self.endpoints(namespace, service, headers, path):
             batch.append((namespace, pod.name, requests * share, self.behaviour_of(pod, method, path)))
+        mirror = self.cluster.mirrors.get((namespace, service))
+        if mirror is not None:
+            # mirrored copies reach the mirror Service's pods (their metrics count them); answers are dropped
+            target, fraction = mirror
+            for pod, share in self.endpoints(namespace, target):
+                batch.append((namespace, pod.name, requests * fraction * share, self.behaviour_of(pod, method, path)))

@@ -91,9 +91,10 @@ def test_gateway_api_needs_gateway_refs() -> None:
 
 def test_unknown_provider_and_bad_webhooks() -> None:
     obj = canary(webhooks=[{"name": "x", "type": "sometimes", "url": "flagger-loadtester/", "timeout": "10x"}])
-    obj["spec"]["provider"] = "istio"
+    obj["spec"]["provider"] = "appmesh"
     found = problems(obj)
-    assert found[0].startswith('spec.provider: must be linkerd, smi:v1alpha2, gatewayapi:v1beta1 or gatewayapi:v1')
+    assert found[0].startswith("spec.provider: must be linkerd, smi:v1alpha2, gatewayapi:v1beta1, "
+                               "gatewayapi:v1 or istio")
     assert any(p.startswith("spec.analysis.webhooks[0].type: must be one of confirm-rollout") for p in found)
     assert 'spec.analysis.webhooks[0].url: must be an http:// or https:// URL (got "flagger-loadtester/")' in found
     assert any(p.startswith("spec.analysis.webhooks[0].timeout: must be a duration") for p in found)
