@@ -7,6 +7,7 @@ Every cluster command is built by :meth:`StepContext.kubectl`, :meth:`StepContex
 from __future__ import annotations
 
 import copy
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -184,6 +185,18 @@ def _gateway_api(ctx: StepContext) -> None:
     ctx.run(ctx.kubectl("apply", "--server-side", "-f", url))
 
 
+def _metrics_server(ctx: StepContext) -> None:
+    ms = ctx.versions.section("metrics_server")
+    ctx.run(ctx.kubectl("apply", "-f", str(ms["url"])))
+    patch = [{"op": "add", "path": "/spec/template/spec/containers/0/args/-", "value": str(arg)}
+             for arg in ms.get("extra_args") or []]
+    if patch:
+        ctx.run(ctx.kubectl("--namespace", "kube-system", "patch", "deployment", "metrics-server", "--type", "json",
+                            "-p", json.dumps(patch)))
+    ctx.run(ctx.kubectl("--namespace", "kube-system", "rollout", "status", "deployment/metrics-server",
+                        "--timeout", "300s"), timeout=360)
+
+
 def _linkerd_crds(ctx: StepContext) -> None:
     ctx.run(pipe(ctx.linkerd("install", "--crds"), ctx.kubectl("apply", "-f", "-")))
 
@@ -259,6 +272,10 @@ STEPS: tuple[Step, ...] = (
     Step("gateway-api", "Gateway API CRDs", _gateway_api,
          check=lambda c: c.succeeds(c.kubectl("get", "crd", "httproutes.gateway.networking.k8s.io")),
          hint="the CRDs are downloaded from GitHub: check the internet connection"),
+    Step("metrics-server", "metrics-server (for the HPA)", _metrics_server,
+         check=lambda c: c.succeeds(c.kubectl("--namespace", "kube-system", "get", "deployment", "metrics-server")),
+         hint="the manifest is downloaded from GitHub; see `kubectl -n kube-system describe deployment "
+              "metrics-server`"),
     Step("linkerd-crds", "Linkerd CRDs", _linkerd_crds,
          check=lambda c: c.succeeds(c.kubectl("get", "crd", "serviceprofiles.linkerd.io")),
          hint="`linkerd install --crds` must match the linkerd CLI version; try `canarylab tools install`"),

@@ -22,7 +22,7 @@ def test_dry_run_prints_exactly_the_commands_one_per_line(capsys: pytest.Capture
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("kind create cluster --name canarylab --config ")
     assert lines[-1].endswith("bootstrap/workloads/podinfo-canary.yaml")
-    assert len(lines) == 19
+    assert len(lines) == 22
     assert all(line.split()[0] in ("kind", "kubectl", "linkerd", "helm") for line in lines)
     # and a dry run leaves no record: no state, no created context
     assert not (cache / "canarylab" / "state.json").exists()
@@ -46,8 +46,8 @@ def test_up_no_tui_runs_the_real_runner_against_fake_tools(fake_path: Path, tmp_
     assert main(["up", "--no-tui", "--name", "fake", "--router", "smi"]) == 0
     out = capsys.readouterr().out
     # then each step is reported as a plain line and the lab is ready
-    assert "[ 1/14] ✓ Preflight checks" in out
-    assert "[14/14] ✓ The seed's Canary" in out
+    assert "[ 1/15] ✓ Preflight checks" in out
+    assert "[15/15] ✓ The seed's Canary" in out
     assert "The lab is ready: kube context kind-fake" in out
     assert "canarylab ui --context kind-fake" in out
     # and the tools received the commands in order, every kubectl with the lab's context

@@ -41,6 +41,10 @@ def test_full_smi_plan_runs_every_step_in_order(versions: Versions) -> None:
     expected_prefixes = [
         "kind create cluster --name canarylab --config",
         "kubectl --context kind-canarylab apply --server-side -f https://github.com/kubernetes-sigs/gateway-api/",
+        "kubectl --context kind-canarylab apply -f https://github.com/kubernetes-sigs/metrics-server/releases/",
+        "kubectl --context kind-canarylab --namespace kube-system patch deployment metrics-server --type json -p "
+        """'[{"op": "add", "path": "/spec/template/spec/containers/0/args/-", "value": "--kubelet-insecure-tls"}]'""",
+        "kubectl --context kind-canarylab --namespace kube-system rollout status deployment/metrics-server",
         "linkerd --context kind-canarylab install --crds | kubectl --context kind-canarylab apply -f -",
         "linkerd --context kind-canarylab install | kubectl --context kind-canarylab apply -f -",
         "linkerd --context kind-canarylab check",
@@ -160,7 +164,7 @@ def test_a_failing_step_stops_with_its_output_and_a_hint_then_up_resumes_there(v
     assert seen[-1].key == "linkerd-check" and seen[-1].status == "failed"
     assert not any("viz install" in line for line in runner.lines()), "nothing after the failed step ran"
     state = LabState.load("canarylab")
-    assert state.done == ["preflight", "cluster", "gateway-api", "linkerd-crds", "linkerd"]
+    assert state.done == ["preflight", "cluster", "gateway-api", "metrics-server", "linkerd-crds", "linkerd"]
     # and the log file has the command and its output
     log = (installer.log_path).read_text()
     assert "$ linkerd --context kind-canarylab check --wait 5m0s" in log and "linkerd-destination is Pending" in log
