@@ -47,6 +47,7 @@ NAMESPACE = Kind("v1", "Namespace", "namespaces", namespaced=False)
 HPA = Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
 TRAFFIC_SPLIT = Kind("split.smi-spec.io/v1alpha2", "TrafficSplit", "trafficsplits")
 HTTP_ROUTE = Kind("gateway.networking.k8s.io/v1beta1", "HTTPRoute", "httproutes")
+INGRESS = Kind("networking.k8s.io/v1", "Ingress", "ingresses")
 VIRTUAL_SERVICE = Kind("networking.istio.io/v1beta1", "VirtualService", "virtualservices")
 DESTINATION_RULE = Kind("networking.istio.io/v1beta1", "DestinationRule", "destinationrules")
 CANARY = Kind("flagger.app/v1beta1", "Canary", "canaries")
@@ -55,7 +56,7 @@ ALERT_PROVIDER = Kind("flagger.app/v1beta1", "AlertProvider", "alertproviders")
 
 ALL_KINDS: tuple[Kind, ...] = (
     DEPLOYMENT, DAEMON_SET, SERVICE, POD, CONFIG_MAP, SECRET, EVENT, NAMESPACE, HPA,
-    TRAFFIC_SPLIT, HTTP_ROUTE, VIRTUAL_SERVICE, DESTINATION_RULE, CANARY, METRIC_TEMPLATE, ALERT_PROVIDER,
+    TRAFFIC_SPLIT, HTTP_ROUTE, INGRESS, VIRTUAL_SERVICE, DESTINATION_RULE, CANARY, METRIC_TEMPLATE, ALERT_PROVIDER,
 )  # fmt: skip
 
 _BY_KIND = {k.kind: k for k in ALL_KINDS}

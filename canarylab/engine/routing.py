@@ -11,7 +11,7 @@ from typing import Any
 from canarylab.engine.context import TickContext
 from canarylab.engine.documents import copy_json
 from canarylab.engine.events import WeightChanged
-from canarylab.engine.kinds import DESTINATION_RULE, HTTP_ROUTE, TRAFFIC_SPLIT, VIRTUAL_SERVICE, Kind, Obj
+from canarylab.engine.kinds import DESTINATION_RULE, HTTP_ROUTE, INGRESS, TRAFFIC_SPLIT, VIRTUAL_SERVICE, Kind, Obj
 from canarylab.engine.targets import owner_ref
 
 
@@ -20,7 +20,49 @@ class RoutingError(Exception):
 
 
 def router_kind(ctx: TickContext) -> Kind:
-    return {"HTTPRoute": HTTP_ROUTE, "VirtualService": VIRTUAL_SERVICE}.get(ctx.canary.router, TRAFFIC_SPLIT)
+    return {"HTTPRoute": HTTP_ROUTE, "VirtualService": VIRTUAL_SERVICE, "Ingress": INGRESS}.get(ctx.canary.router,
+                                                                                               TRAFFIC_SPLIT)
+
+
+NGINX = "nginx.ingress.kubernetes.io"
+"""The NGINX ingress controller's annotation prefix (Flagger's default ``-ingress-annotations-prefix``)."""
+_NGINX_CANARY_KEYS = tuple(f"{NGINX}/{k}" for k in (
+    "canary", "canary-weight", "canary-by-cookie", "canary-by-header", "canary-by-header-value",
+    "canary-by-header-pattern"))
+
+
+def route_name(ctx: TickContext) -> str:
+    """The routing object's name: the apex Service's, or ``<ingressRef>-canary`` for NGINX."""
+    c = ctx.canary
+    return f"{c.spec.ingress_ref.name}-canary" if c.router == "Ingress" and c.spec.ingress_ref else c.service_name
+
+
+def _nginx_annotations(annotations: dict[str, str], weight: int) -> dict[str, str]:
+    """``makeAnnotations``: the ingress's own annotations without canary ones, then canary on at ``weight``."""
+    out = {k: v for k, v in annotations.items() if k not in _NGINX_CANARY_KEYS
+           and "kubectl.kubernetes.io/last-applied-configuration" not in k and "toolkit.fluxcd.io" not in k}
+    out[f"{NGINX}/canary"] = "true"
+    out[f"{NGINX}/canary-weight"] = str(weight)
+    return out
+
+
+def _nginx_header_annotations(ctx: TickContext, annotations: dict[str, str]) -> dict[str, str]:
+    """``makeHeaderAnnotations``: A/B by cookie or header (exact or regex), from ``analysis.match``."""
+    cookie = header = value = pattern = ""
+    for m in ctx.canary.analysis.match or []:
+        for name, test in ((m or {}).get("headers") or {}).items():
+            test = test or {}
+            if name == "cookie":
+                cookie = str(test.get("exact") or "")
+            else:
+                header, value, pattern = name, str(test.get("exact") or ""), str(test.get("regex") or "")
+    out = {k: v for k, v in annotations.items() if k not in _NGINX_CANARY_KEYS}
+    out[f"{NGINX}/canary"] = "true"
+    for key, text in (("canary-by-cookie", cookie), ("canary-by-header", header),
+                      ("canary-by-header-value", value), ("canary-by-header-pattern", pattern)):
+        if text:
+            out[f"{NGINX}/{key}"] = text
+    return out
 
 
 def gateway_matches(requests: list[Any] | None) -> list[Obj]:
@@ -211,6 +253,15 @@ def weights_of(obj: Obj) -> tuple[int, int] | None:
                 primary = next((w for h, w in hosts.items() if h.endswith("-primary")), 0)
                 canary = next(w for h, w in hosts.items() if h.endswith("-canary"))
                 break
+    elif obj.get("kind") == "Ingress":
+        annotations = (obj.get("metadata") or {}).get("annotations") or {}
+        if any(f"{NGINX}/{k}" in annotations for k in ("canary-by-cookie", "canary-by-header")):
+            return 0, 100  # A/B: the matched requests all go to the canary
+        try:
+            canary = int(annotations.get(f"{NGINX}/canary-weight", "0"))
+        except ValueError:
+            return None
+        primary = 100 - canary
     elif obj.get("kind") == "TrafficSplit":
         for b in spec.get("backends") or []:
             name, weight = str(b.get("service", "")), int(float(b.get("weight", 0) or 0))
@@ -233,10 +284,66 @@ def weights_of(obj: Obj) -> tuple[int, int] | None:
     return primary, canary
 
 
+async def _reconcile_ingress(ctx: TickContext) -> None:
+    """Flagger's NGINX router: ``<ingress>-canary``, a clone of the user's Ingress whose backend is the canary
+    Service, with the canary annotations at weight 0."""
+    c = ctx.canary
+    ref = c.spec.ingress_ref
+    if ref is None or not ref.name:
+        raise RoutingError("ingress selector is empty")
+    ingress = await ctx.cluster.get(INGRESS, c.namespace, ref.name)
+    if ingress is None:
+        raise RoutingError(f'ingress {ref.name}.{c.namespace} get query error: ingresses.networking.k8s.io '
+                           f'"{ref.name}" not found')
+    apex = c.service_name
+    spec = copy_json(ingress.get("spec") or {})
+    found = False
+    for rule in spec.get("rules") or []:
+        for path in ((rule or {}).get("http") or {}).get("paths") or []:
+            service = ((path or {}).get("backend") or {}).get("service") or {}
+            if service.get("name") == apex:
+                service["name"] = f"{apex}-canary"
+                found = True
+    if not found:
+        raise RoutingError(f"backend {apex} not found in ingress {ref.name}")
+    name = route_name(ctx)
+    existing = await ctx.cluster.get(INGRESS, c.namespace, name)
+    meta = ingress.get("metadata") or {}
+    if existing is None:
+        await ctx.cluster.create(INGRESS.new(c.namespace, name, spec=spec) | {"metadata": {
+            "name": name, "namespace": c.namespace, "labels": dict(meta.get("labels") or {}),
+            "annotations": _nginx_annotations(dict(meta.get("annotations") or {}), 0),
+            "ownerReferences": [owner_ref(ctx)]}})
+        _note(ctx, 100, 0)
+    elif existing.get("spec") != spec:
+        await ctx.cluster.patch(INGRESS, c.namespace, name, {"spec": spec})
+
+
+async def _set_ingress_weight(ctx: TickContext, canary: int) -> None:
+    c = ctx.canary
+    name = route_name(ctx)
+    current = await ctx.cluster.get(INGRESS, c.namespace, name)
+    if current is None:
+        raise RoutingError(f'ingress {name}.{c.namespace} get query error: ingresses.networking.k8s.io '
+                           f'"{name}" not found')
+    annotations = dict((current.get("metadata") or {}).get("annotations") or {})
+    if canary <= 0:
+        wanted = _nginx_annotations(annotations, 0)
+    elif c.analysis.match:
+        wanted = _nginx_header_annotations(ctx, annotations)
+    else:
+        wanted = {**annotations, f"{NGINX}/canary-weight": str(canary), f"{NGINX}/canary": "true"}
+    patch = {k: None for k in annotations if k not in wanted} | wanted
+    await ctx.cluster.patch(INGRESS, c.namespace, name, {"metadata": {"annotations": patch}})
+
+
 async def reconcile(ctx: TickContext) -> None:
     """Create the routing object at 100/0 if absent; rewrite it (weights back to 100/0) if names drifted."""
     c = ctx.canary
     kind = router_kind(ctx)
+    if kind is INGRESS:
+        await _reconcile_ingress(ctx)
+        return
     name = c.service_name
     if kind is VIRTUAL_SERVICE:
         for host in (f"{name}-canary", f"{name}-primary"):
@@ -266,8 +373,11 @@ async def get_routes(ctx: TickContext) -> tuple[int, int]:
     """``GetRoutes``: ``(primary, canary)`` as the routing object says."""
     c = ctx.canary
     kind = router_kind(ctx)
-    obj = await ctx.cluster.get(kind, c.namespace, c.service_name)
+    obj = await ctx.cluster.get(kind, c.namespace, route_name(ctx))
     weights = weights_of(obj) if obj is not None else None
+    if kind is INGRESS and weights is None:
+        raise RoutingError(f'ingress {route_name(ctx)}.{c.namespace} get query error: '
+                           f'ingresses.networking.k8s.io "{route_name(ctx)}" not found')
     if weights is None or weights == (0, 0):
         raise RoutingError(f"{kind.kind} {c.service_name}.{c.namespace} does not contain routes for "
                            f"{c.service_name}-primary and {c.service_name}-canary")
@@ -291,7 +401,10 @@ async def set_routes(ctx: TickContext, primary: int, canary: int, *, mirrored: b
     """``SetRoutes``: rewrite the two backends with these weights (and mirror requests to the canary)."""
     c = ctx.canary
     kind = router_kind(ctx)
-    await ctx.cluster.patch(kind, c.namespace, c.service_name, {"spec": _spec(ctx, primary, canary, mirrored)})
+    if kind is INGRESS:
+        await _set_ingress_weight(ctx, canary)
+    else:
+        await ctx.cluster.patch(kind, c.namespace, c.service_name, {"spec": _spec(ctx, primary, canary, mirrored)})
     ctx.notes.mirrored = mirrored
     _note(ctx, primary, canary)
 

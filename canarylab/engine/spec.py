@@ -43,6 +43,14 @@ class TargetRef(_Model):
     name: str
 
 
+class IngressRef(_Model):
+    """``spec.ingressRef``: the Ingress the NGINX router copies for the canary."""
+
+    api_version: str = Field("networking.k8s.io/v1", alias="apiVersion")
+    kind: str = "Ingress"
+    name: str
+
+
 class AutoscalerRef(_Model):
     """``spec.autoscalerRef``: the HPA whose copy scales the primary."""
 
@@ -177,6 +185,7 @@ class CanarySpec(_Model):
     metrics_server: str | None = Field(None, alias="metricsServer")
     target_ref: TargetRef = Field(alias="targetRef")
     autoscaler_ref: AutoscalerRef | None = Field(None, alias="autoscalerRef")
+    ingress_ref: IngressRef | None = Field(None, alias="ingressRef")
     service: CanaryService
     analysis: CanaryAnalysis | None = None
     canary_analysis: CanaryAnalysis | None = Field(None, alias="canaryAnalysis")
@@ -247,7 +256,7 @@ class Canary(_Model):
         """``HTTPRoute`` for the Gateway API providers, ``VirtualService`` for Istio, else ``TrafficSplit``."""
         if self.provider.startswith("gatewayapi"):
             return "HTTPRoute"
-        return "VirtualService" if self.provider == "istio" else "TrafficSplit"
+        return {"istio": "VirtualService", "nginx": "Ingress"}.get(self.provider, "TrafficSplit")
 
     @property
     def service_name(self) -> str:
@@ -613,9 +622,19 @@ def _rules(c: Canary) -> list[Problem]:
     if not 1 <= spec.service.port <= 65535:
         out.append(Problem("spec.service.port", "must be between 1 and 65535", spec.service.port))
     provider = c.provider
-    if not SMI_PROVIDERS.match(provider) and provider not in GATEWAY_PROVIDERS and provider != "istio":
-        out.append(Problem("spec.provider", "must be linkerd, smi:v1alpha2, gatewayapi:v1beta1, gatewayapi:v1 or "
-                           "istio (canarylab routes with TrafficSplit, HTTPRoute or VirtualService)", provider))
+    if not SMI_PROVIDERS.match(provider) and provider not in GATEWAY_PROVIDERS and provider not in ("istio", "nginx"):
+        out.append(Problem("spec.provider", "must be linkerd, smi:v1alpha2, gatewayapi:v1beta1, gatewayapi:v1, "
+                           "istio or nginx (canarylab routes with TrafficSplit, HTTPRoute, VirtualService or a "
+                           "canary Ingress)", provider))
+    if provider == "nginx":
+        if spec.ingress_ref is None:
+            out.append(Problem("spec.ingressRef", "is required with provider nginx (the Ingress whose canary "
+                               "copy takes the weight)", has_value=False))
+        elif spec.ingress_ref.kind != "Ingress":
+            out.append(Problem("spec.ingressRef.kind", "must be Ingress", spec.ingress_ref.kind))
+        if c.analysis.mirror:
+            out.append(Problem("spec.analysis.mirror", "the NGINX ingress cannot mirror traffic; remove mirror "
+                               "or use provider istio or gatewayapi:v1", True))
     if provider == "istio" and spec.service.delegation and (spec.service.hosts or spec.service.gateways):
         out.append(Problem("spec.service.delegation", f"VirtualService {c.service_name}.{c.namespace} cannot "
                            "have hosts and gateways when delegation enabled", True))

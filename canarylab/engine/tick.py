@@ -82,7 +82,11 @@ async def advance_canary(ctx: TickContext) -> None:
         await targets.scale(ctx, c.target, 0)
         target = await targets.get_target(ctx) or target
     # 10. the routing object
-    await routing.reconcile(ctx)
+    try:
+        await routing.reconcile(ctx)
+    except RoutingError as err:
+        await ctx.warn(str(err))
+        return
     spec_hash = template_hash(target)
     # 11. initialization done
     if initializing:

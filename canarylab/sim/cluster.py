@@ -39,6 +39,7 @@ from canarylab.engine.kinds import (
     DEPLOYMENT,
     HPA,
     HTTP_ROUTE,
+    INGRESS,
     POD,
     SERVICE,
     TRAFFIC_SPLIT,
@@ -64,6 +65,7 @@ MILLICORES_PER_RPS = 8.0
 """The simulated podinfo's CPU: a little at rest, 8 millicores per request per second (20 requests/s on a pod
 with the seed's 100m request is 165 % utilization)."""
 DEFAULT_PROGRESS_DEADLINE = 600
+NGINX = "nginx.ingress.kubernetes.io"
 NODES: dict[str, dict[str, str]] = {
     f"sim-node-{i}": {"kubernetes.io/hostname": f"sim-node-{i}", "kubernetes.io/os": "linux",
                       "kubernetes.io/arch": "amd64"} for i in (1, 2, 3)
@@ -239,7 +241,7 @@ class SimCluster(MemoryCluster):
                 spec = obj.get("spec") or {}
                 self.services[key] = ServiceInfo(dict(spec.get("selector") or {}), list(spec.get("ports") or []))
             self.topology += 1
-        elif kind in (TRAFFIC_SPLIT.kind, HTTP_ROUTE.kind, VIRTUAL_SERVICE.kind):
+        elif kind in (TRAFFIC_SPLIT.kind, HTTP_ROUTE.kind, VIRTUAL_SERVICE.kind, INGRESS.kind):
             self._index_route(kind, key, None if deleted else obj)
         elif kind == HPA.kind:
             if deleted:
@@ -262,7 +264,26 @@ class SimCluster(MemoryCluster):
         self._mirror_sources.pop(source, None)
         if obj is not None:
             spec = obj.get("spec") or {}
-            if kind == VIRTUAL_SERVICE.kind:
+            annotations = (obj.get("metadata") or {}).get("annotations") or {}
+            if kind == INGRESS.kind and annotations.get(f"{NGINX}/canary") != "true":
+                return self._rebuild_routes()  # the user's own Ingress: it reaches the apex Service as is
+            if kind == INGRESS.kind:
+                # Flagger's canary Ingress: users come in through the controller; the weight (or the header and
+                # cookie annotations of A/B testing) decides how many reach the canary Service
+                names = [((p.get("backend") or {}).get("service") or {}).get("name")
+                         for r in spec.get("rules") or [] for p in ((r or {}).get("http") or {}).get("paths") or []]
+                canary_service = next((str(n) for n in names if n), f"{key[1]}")
+                apex = canary_service.removesuffix("-canary")
+                try:
+                    weight = int(annotations.get(f"{NGINX}/canary-weight", "0"))
+                except ValueError:
+                    weight = 0
+                backends = [(f"{apex}-primary", 100 - weight), (canary_service, weight)]
+                alternatives = _nginx_conditions(annotations)
+                if alternatives:
+                    self._matched_sources[source] = (apex, [(alternatives, [(canary_service, 100)])])
+                    backends = [(f"{apex}-primary", 100)]
+            elif kind == VIRTUAL_SERVICE.kind:
                 short = [h for h in spec.get("hosts") or [] if isinstance(h, str) and "." not in h and h != "*"]
                 apex = short[-1] if short else key[1]
                 http = [r for r in spec.get("http") or [] if isinstance(r, dict)] or [{}]
@@ -295,6 +316,9 @@ class SimCluster(MemoryCluster):
                         if isinstance(flt, dict) and flt.get("type") == "RequestMirror" and ref.get("name"):
                             self._mirror_sources[source] = (str(apex), str(ref["name"]), 1.0)
             self._route_sources[source] = (str(apex), backends)
+        self._rebuild_routes()
+
+    def _rebuild_routes(self) -> None:
         self.routes = {}
         for (_, ns, _), (apex, backends) in sorted(self._route_sources.items()):
             self.routes.setdefault((ns, apex), backends)
@@ -703,6 +727,23 @@ def _conditions(matches: Any) -> list[list[Condition]]:
         if isinstance(path, dict) and path.get("value"):
             conditions.append(Condition("path", "", str(path.get("type") or "PathPrefix"), str(path["value"])))
         out.append(conditions)
+    return out
+
+
+def _nginx_conditions(annotations: dict[str, str]) -> list[list[Condition]]:
+    """NGINX's canary-by-header (-value or -pattern) and canary-by-cookie, as alternatives."""
+    out: list[list[Condition]] = []
+    header = annotations.get(f"{NGINX}/canary-by-header")
+    if header:
+        pattern = annotations.get(f"{NGINX}/canary-by-header-pattern")
+        value = annotations.get(f"{NGINX}/canary-by-header-value")
+        if pattern:
+            out.append([Condition("header", header, "RegularExpression", pattern)])
+        else:
+            out.append([Condition("header", header, "Exact", value or "always")])
+    cookie = annotations.get(f"{NGINX}/canary-by-cookie")
+    if cookie:
+        out.append([Condition("header", "cookie", "RegularExpression", rf"(^|;\s*){re.escape(cookie)}=always(;|$)")])
     return out
 
 

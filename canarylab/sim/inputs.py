@@ -17,7 +17,7 @@ from canarylab.manifests import load_documents, seed_lab
 
 ACCEPTED_KINDS = (
     "Namespace", "Deployment", "DaemonSet", "Service", "HorizontalPodAutoscaler", "TrafficSplit", "HTTPRoute",
-    "Canary", "MetricTemplate", "AlertProvider", "ConfigMap", "Secret",
+    "Ingress", "Canary", "MetricTemplate", "AlertProvider", "ConfigMap", "Secret",
 )  # fmt: skip
 CLUSTER_SCOPED = ("Namespace",)
 

@@ -94,7 +94,7 @@ def test_unknown_provider_and_bad_webhooks() -> None:
     obj["spec"]["provider"] = "appmesh"
     found = problems(obj)
     assert found[0].startswith("spec.provider: must be linkerd, smi:v1alpha2, gatewayapi:v1beta1, "
-                               "gatewayapi:v1 or istio")
+                               "gatewayapi:v1, istio or nginx")
     assert any(p.startswith("spec.analysis.webhooks[0].type: must be one of confirm-rollout") for p in found)
     assert 'spec.analysis.webhooks[0].url: must be an http:// or https:// URL (got "flagger-loadtester/")' in found
     assert any(p.startswith("spec.analysis.webhooks[0].timeout: must be a duration") for p in found)
