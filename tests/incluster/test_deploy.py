@@ -96,7 +96,7 @@ def test_the_wheel_ships_deploy_and_the_containerfile_installs_that_wheel(tmp_pa
     assert {n.rsplit("/deploy/", 1)[1] for n in data} >= {"Containerfile", "base/kustomization.yaml",
                                                           "base/rbac.yaml", "base/deployment.yaml"}
     assert "canarylab/kube/leader.py" in names
-    containerfile = (DEPLOY.parent / "deploy" / "Containerfile").read_text()
+    containerfile = (DEPLOY.parent / "Containerfile").read_text()
     assert "COPY canarylab-*.whl /tmp/wheels/" in containerfile
     assert 'ENTRYPOINT ["canarylab"]' in containerfile and "USER 10001:10001" in containerfile
     assert by_kind("Deployment")["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == 10001
