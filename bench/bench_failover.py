@@ -26,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.incluster (the pod's view)
 
-from canarylab.controlplane import ControlPlane  # noqa: E402
-from tests.incluster.pod import RBAC_KINDS, EnginePod, FakePrometheus, apply, render, set_image, workloads  # noqa: E402
-from tests.realkube import install_lab_crds  # noqa: E402
+from canarylab.controlplane import ControlPlane
+from tests.incluster.pod import RBAC_KINDS, EnginePod, FakePrometheus, apply, render, set_image, workloads
+from tests.realkube import install_lab_crds
 
 
 def one_run(plane: ControlPlane, prom: FakePrometheus, sig: int, index: int, tmp: Path) -> tuple[float, float]:
@@ -85,7 +85,8 @@ def main() -> None:
                     step.append(next_step)
                     print(f"{label:>4} run {index}: lease taken after {took:5.1f}s, next step after {next_step:5.1f}s",
                           flush=True)
-                print(f"{label:>4}: leader stopped -> next step by the new leader: median {statistics.median(step):.1f}s "
+                median = statistics.median(step)
+                print(f"{label:>4}: leader stopped -> next step by the new leader: median {median:.1f}s "
                       f"(min {min(step):.1f}s, max {max(step):.1f}s, {len(step)} runs)", flush=True)
         finally:
             prom.stop()

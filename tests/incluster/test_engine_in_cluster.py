@@ -18,8 +18,8 @@ import pytest
 from canarylab.controlplane import ControlPlane
 from tests.incluster.pod import (
     RBAC_KINDS,
-    EngineProcess,
     EnginePod,
+    EngineProcess,
     FakePrometheus,
     admin_get,
     apply,
