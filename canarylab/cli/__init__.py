@@ -160,6 +160,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
                    help="route with an SMI TrafficSplit or a Gateway API HTTPRoute (default)")
     p.add_argument("--dry-run", action="store_true", help="print the commands it would run, one per line")
     p.add_argument("--no-tui", action="store_true", help="plain progress lines, and do not open the dashboard")
+    p.add_argument("--engine", choices=["host", "in-cluster"], default="host",
+                   help="run the engine on this machine with the dashboard (default), or install it in the lab "
+                        "from deploy/base (image built from the wheel); the dashboard then only watches")
     handlers["up"] = "canarylab.cli.lab:run_up"
 
     p = sub.add_parser("down", help="delete the lab's kind cluster (and nothing else)")
