@@ -375,7 +375,8 @@ class ControlPlane:
                 "--use-service-account-credentials=true", "--leader-elect=false",
                 "--cluster-signing-cert-file", str(ca.pair.cert), "--cluster-signing-key-file", str(ca.pair.key),
                 "--service-cluster-ip-range", SERVICE_CIDR, "--allocate-node-cidrs=false",
-                "--profiling=false",
+                # HPAs act within seconds, not the default 15 s (a lab, not a production cluster)
+                "--horizontal-pod-autoscaler-sync-period=3s", "--profiling=false",
             ], self.logs_dir / "kube-controller-manager.log",
                 f"https://127.0.0.1:{ports['kube-controller-manager']}/healthz", {"verify": False}, timeout=60.0),
             "kube-scheduler": Component("kube-scheduler", [
@@ -389,7 +390,10 @@ class ControlPlane:
             "kwok": Component("kwok", [
                 str(b.kwok), "--config", str(kwok_config), "--kubeconfig", str(configs["kwok"]),
                 "--manage-all-nodes=false", f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake",
-                "--cidr", POD_CIDR, "--node-ip", "127.0.0.1", "--node-lease-duration-seconds", "40",
+                "--cidr", POD_CIDR, "--node-ip", "127.0.0.1",
+                # KWOK renews a Lease per node; without it the node-lifecycle controller sees no heartbeat
+                # after its 40 s grace period, marks the nodes Unknown and every pod NotReady.
+                "--node-lease-duration-seconds", "40",
                 "--server-address", f"127.0.0.1:{ports['kwok']}",
             ], self.logs_dir / "kwok.log", f"http://127.0.0.1:{ports['kwok']}/healthz", timeout=30.0),
         }
