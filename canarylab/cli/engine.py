@@ -112,7 +112,7 @@ async def wait_for_permissions(lab: KubeLab, lease_namespace: str | None, probes
     from canarylab.kube import permissions
 
     account = lab.target.service_account if lab.target else None
-    if account is None:
+    if account is None or lab.readonly:  # --readonly never writes: the table of an acting engine does not apply
         return
     who = f"service account {account.namespace}/{account.name}"
     said: list[str] = []
