@@ -167,6 +167,9 @@ async def serve(lab: KubeLab, json_lines: bool, out: TextIO, endpoint: MetricsEn
                 probes: Probes | None = None, args: argparse.Namespace | None = None) -> None:
     """Connect, (in a pod) check permissions, (with ``--leader-elect``) wait for the Lease, start the engine and
     print events until cancelled or the Lease is lost; then stop the engine and release the Lease."""
+    # Lab time starts now, not when the engine starts: a follower may wait minutes for the Lease, and the
+    # timestamps it then writes (lastTransitionTime, Events) must be the wall clock's.
+    lab.clock.pin()
     await lab.connect()
     lease = lease_config(args, lab) if args is not None else None
     await wait_for_permissions(lab, lease.namespace if lease else None, probes)

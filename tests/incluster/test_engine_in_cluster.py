@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import signal
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +142,7 @@ def test_two_engines_with_leader_election_one_acts_and_the_other_finishes_after_
         first.wait_for(lambda: first.event_at("canary weight 20"), 60, "the first step")
         assert not second.messages()
         assert not [line for _, line in second.errors if re.search(r"Z (create|patch|replace) ", line)]
-        killed = time.monotonic()
+        killed, killed_wall = time.monotonic(), time.time()
         first.proc.send_signal(signal.SIGKILL)
         first.proc.wait(10)
         # then the follower takes over and finishes the run from the Canary's status
@@ -168,6 +169,9 @@ def test_two_engines_with_leader_election_one_acts_and_the_other_finishes_after_
         assert sum(e.get("count", 1) for e in detected) == 1
         lease = admin_get(lab_crds, f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/canarylab-engine")
         assert lease["spec"]["leaseTransitions"] == 1
+        # the new leader's timestamps are the wall clock's, though it waited for the lease before starting
+        changed = canary_status(lab_crds, ns)["lastTransitionTime"]
+        assert datetime.fromisoformat(changed.replace("Z", "+00:00")).timestamp() >= killed_wall - 1
         # a clean stop hands the lease back at once
         assert second.stop(signal.SIGTERM) == 0
         lease = admin_get(lab_crds, f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/canarylab-engine")
