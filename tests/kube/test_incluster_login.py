@@ -175,3 +175,31 @@ async def test_every_request_of_a_whole_run_is_covered_by_the_permission_table(
     assert {("flagger.app", "canaries/status", "patch"), ("apps", "deployments", "watch"),
             ("apps", "deployments", "create"), ("", "events", "create"),
             ("split.smi-spec.io", "trafficsplits", "patch")} <= used
+
+
+async def test_a_leader_that_cannot_renew_stops_acting_and_exits_1_with_one_line(
+        seeded: ApiServer, loadtester: object, kubeconfig: Path, tmp_path: Path) -> None:
+    import asyncio
+    import os
+    import sys
+
+    # Given an engine leading on the seed lab (short lease durations)
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "CANARYLAB_CACHE_DIR": str(tmp_path / "cache")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "canarylab.cli", "engine", "--context", "kmock", "-n", "test", "--leader-elect",
+        "--leader-elect-lease-duration", "3s", "--leader-elect-renew-deadline", "2s",
+        "--leader-elect-retry-period", "0.5s", env=env, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    assert proc.stderr is not None
+    async with asyncio.timeout(30):
+        while b"leading: this engine" not in await proc.stderr.readline():
+            pass
+    # when the API server stops answering for the lease
+    seeded.faults.append(lambda r: 503 if r.resource and r.resource.plural == "leases" else None)
+    async with asyncio.timeout(30):
+        code = await proc.wait()
+        err = (await proc.stderr.read()).decode()
+    # then it stopped within the renew deadline and says why, in one paragraph, without a traceback
+    assert code == 1
+    assert "canarylab: lost the leader lease test/canarylab-engine: it could not be renewed within 2s" in err
+    assert "Traceback" not in err
