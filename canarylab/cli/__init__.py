@@ -55,7 +55,8 @@ def _duration(text: str) -> float:
     return value
 
 
-MESH_PROVIDERS = ("linkerd", "smi:v1alpha1", "smi:v1alpha2", "smi:v1alpha3", "gatewayapi:v1beta1", "gatewayapi:v1")
+MESH_PROVIDERS = ("linkerd", "smi:v1alpha1", "smi:v1alpha2", "smi:v1alpha3", "gatewayapi:v1beta1", "gatewayapi:v1",
+                  "istio", "nginx")
 
 
 def _mesh_provider(text: str) -> str:

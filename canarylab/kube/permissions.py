@@ -36,6 +36,8 @@ CLUSTER_RULES: tuple[Rule, ...] = (
     Rule("flagger.app", "metrictemplates", ("get",), "read the MetricTemplates a check refers to"),
     Rule("apps", "deployments", ("get", "list", "watch", "create", "update", "patch"),
          "watch targets; create, promote and scale the -primary Deployment"),
+    Rule("apps", "daemonsets", ("get", "list", "watch", "create", "update", "patch"),
+         "watch DaemonSet targets; create and promote the -primary DaemonSet"),
     Rule("autoscaling", "horizontalpodautoscalers", ("get", "create", "patch"), "the -primary HPA"),
     Rule("", "services", ("get", "create", "patch"), "the apex, -canary and -primary Services"),
     Rule("", "configmaps", ("get", "create", "patch"), "copy the target's ConfigMaps to -primary"),
@@ -43,6 +45,10 @@ CLUSTER_RULES: tuple[Rule, ...] = (
     Rule("", "events", ("create", "patch"), "record Flagger's Events (repeats bump count)"),
     Rule("split.smi-spec.io", "trafficsplits", ("get", "create", "patch"), "route with an SMI TrafficSplit"),
     Rule("gateway.networking.k8s.io", "httproutes", ("get", "create", "patch"), "route with a Gateway API HTTPRoute"),
+    Rule("networking.istio.io", "virtualservices", ("get", "create", "patch"), "route with an Istio VirtualService"),
+    Rule("networking.istio.io", "destinationrules", ("get", "create", "patch"),
+         "the Istio DestinationRules of the -canary and -primary Services"),
+    Rule("networking.k8s.io", "ingresses", ("get", "create", "patch"), "the canary Ingress of provider nginx"),
 )
 """What the acting engine does anywhere it serves Canaries (``--readonly`` needs list/watch on more)."""
 

@@ -120,9 +120,9 @@ def test_the_lease_defaults_to_the_service_accounts_namespace_or_the_first_names
 
 def test_bad_engine_flags_are_one_clear_line_with_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as code:
-        main(["engine", "--mesh-provider", "istio"])
+        main(["engine", "--mesh-provider", "appmesh"])
     assert code.value.code == 2
-    assert "'istio' is not a provider canarylab routes with; choose one of linkerd, smi:v1alpha1" in \
+    assert "'appmesh' is not a provider canarylab routes with; choose one of linkerd, smi:v1alpha1" in \
         capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["engine", "--leader-elect-retry-period", "soon"])
