@@ -13,22 +13,29 @@ import yaml
 from canarylab.errors import UserError
 
 
-def _find_bootstrap() -> Path:
-    """``bootstrap/`` next to the package (a checkout or an editable install), else where the wheel put it:
-    ``<prefix>/share/canarylab/bootstrap`` (pyproject ``[tool.setuptools.data-files]``), for a venv, the system
-    or a ``pip install --user``."""
-    source = Path(__file__).resolve().parent.parent / "bootstrap"
-    shared = Path("share", "canarylab", "bootstrap")
+def _find_data(name: str = "bootstrap", marker: str = "workloads") -> Path:
+    """``<name>/`` next to the package (a checkout or an editable install), else where the wheel put it:
+    ``<prefix>/share/canarylab/<name>`` (pyproject ``[tool.setuptools.data-files]``), for a venv, the system
+    or a ``pip install --user``. ``marker`` is a subdirectory that must be there."""
+    source = Path(__file__).resolve().parent.parent / name
+    shared = Path("share", "canarylab", name)
     candidates = [source, Path(sysconfig.get_path("data")) / shared, Path(sys.prefix) / shared]
     with contextlib.suppress(KeyError):  # no user scheme on this platform
         candidates.append(Path(sysconfig.get_path("data", sysconfig.get_preferred_scheme("user"))) / shared)
     for candidate in candidates:
-        if (candidate / "workloads").is_dir():
+        if (candidate / marker).is_dir():
             return candidate
     return source
 
 
+def _find_bootstrap() -> Path:
+    return _find_data("bootstrap", "workloads")
+
+
 BOOTSTRAP = _find_bootstrap()
+
+DEPLOY = _find_data("deploy", "base")
+"""``deploy/``: the engine's kustomize base (``deploy/base``) and its Containerfile, shipped in the wheel too."""
 
 
 def bootstrap_file(*parts: str) -> Path:

@@ -43,6 +43,55 @@ def _port(text: str) -> int:
     return value
 
 
+def _duration(text: str) -> float:
+    from canarylab.engine.durations import parse_duration
+
+    try:
+        value = parse_duration(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 15s or 1m, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+MESH_PROVIDERS = ("linkerd", "smi:v1alpha1", "smi:v1alpha2", "smi:v1alpha3", "gatewayapi:v1beta1", "gatewayapi:v1",
+                  "istio", "nginx")
+
+
+def _mesh_provider(text: str) -> str:
+    if text not in MESH_PROVIDERS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a provider canarylab routes with; choose one of "
+                                         + ", ".join(MESH_PROVIDERS))
+    return text
+
+
+def _add_engine_flags(p: argparse.ArgumentParser) -> None:
+    """Flagger's flags where canarylab has an equivalent, in-cluster login and leader election."""
+    p.add_argument("--metrics-server", metavar="URL", default=None,
+                   help="Prometheus of Canaries whose MetricTemplates name none (Flagger's -metrics-server; "
+                        "default http://prometheus.linkerd-viz:9090)")
+    p.add_argument("--mesh-provider", type=_mesh_provider, default="linkerd", metavar="PROVIDER",
+                   help="provider of Canaries without spec.provider (Flagger's -mesh-provider): "
+                        + ", ".join(MESH_PROVIDERS) + " (default linkerd)")
+    p.add_argument("--serviceaccount-dir", metavar="DIR", default=None,
+                   help="in-cluster login: the directory of token, ca.crt and namespace (default "
+                        "$CANARYLAB_SERVICEACCOUNT_DIR, else /var/run/secrets/kubernetes.io/serviceaccount)")
+    p.add_argument("--leader-elect", "--enable-leader-election", dest="leader_elect", action="store_true",
+                   help="act only while holding a coordination.k8s.io Lease; other replicas wait and take over")
+    p.add_argument("--leader-elect-resource-name", default="canarylab-engine", metavar="NAME",
+                   help="the Lease's name (default canarylab-engine)")
+    p.add_argument("--leader-elect-resource-namespace", "--leader-election-namespace", dest="lease_namespace",
+                   default=None, metavar="NS",
+                   help="the Lease's namespace (default: the service account's in a pod, else the first -n)")
+    p.add_argument("--leader-elect-lease-duration", type=_duration, default=15.0, metavar="D",
+                   help="a follower takes over a Lease not renewed for this long (default 15s)")
+    p.add_argument("--leader-elect-renew-deadline", type=_duration, default=10.0, metavar="D",
+                   help="the leader stops acting when it could not renew for this long (default 10s)")
+    p.add_argument("--leader-elect-retry-period", type=_duration, default=2.0, metavar="D",
+                   help="how often the leader renews and followers try (default 2s)")
+
+
 def _add_lab_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--filename", dest="files", action="append", default=[], metavar="FILE",
                    help="manifests to apply on top of the seed lab (multi-document YAML); repeatable")
@@ -103,6 +152,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
     p.add_argument("--metrics-addr", metavar="HOST:PORT",
                    help="serve Flagger's metrics (flagger_canary_*) on /metrics, and /healthz and /readyz, "
                         "at HOST:PORT (:PORT binds 127.0.0.1)")
+    _add_engine_flags(p)
     handlers["engine"] = "canarylab.cli.engine:run"
 
     p = sub.add_parser("up", help="build the local lab on kind: Linkerd, Prometheus, loadtester, podinfo")
@@ -111,6 +161,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
                    help="route with an SMI TrafficSplit or a Gateway API HTTPRoute (default)")
     p.add_argument("--dry-run", action="store_true", help="print the commands it would run, one per line")
     p.add_argument("--no-tui", action="store_true", help="plain progress lines, and do not open the dashboard")
+    p.add_argument("--engine", choices=["host", "in-cluster"], default="host",
+                   help="run the engine on this machine with the dashboard (default), or install it in the lab "
+                        "from deploy/base (image built from the wheel); the dashboard then only watches")
     handlers["up"] = "canarylab.cli.lab:run_up"
 
     p = sub.add_parser("down", help="delete the lab's kind cluster (and nothing else)")

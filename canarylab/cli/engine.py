@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -24,6 +26,7 @@ from canarylab.engine.flagger_metrics import FlaggerMetrics
 from canarylab.engine.ports import ClusterError
 from canarylab.errors import UserError
 from canarylab.kube.lab import KubeLab
+from canarylab.kube.leader import LeaderElector, LeaseConfig
 from canarylab.metrics_endpoint import MetricsEndpoint, parse_address
 
 
@@ -75,46 +78,166 @@ def log_line(err: TextIO) -> Callable[[str], None]:
 
 class Probes:
     """``/healthz`` and ``/readyz`` for ``--metrics-addr``: alive while the engine task runs; ready once it is
-    connected and watching."""
+    connected and watching, or, with ``--leader-elect``, waiting as a follower. Not ready while the service
+    account lacks a permission (``problem`` says which)."""
 
     def __init__(self, lab: KubeLab) -> None:
         self.lab = lab
         self.started = False
+        self.problem: str | None = None
+        self.elector: LeaderElector | None = None
 
     def healthz(self) -> tuple[bool, str]:
         failed = self.lab.failed_task()
         return (failed is None, "OK" if failed is None else f"the engine stopped: {failed}")
 
     def readyz(self) -> tuple[bool, str]:
+        if self.problem:
+            return False, self.problem
+        if self.elector is not None and not self.started:
+            holder = self.elector.holder or "nobody yet"
+            return True, f"standby: the lease {self.elector.where} is held by {holder}"
         if not self.started:
             return False, "connecting to the API server"
         return self.healthz()
 
 
+PERMISSION_RECHECK = 10.0
+"""Seconds between permission checks while the service account lacks one (fixing the ClusterRole heals it)."""
+
+
+async def wait_for_permissions(lab: KubeLab, lease_namespace: str | None, probes: Probes | None) -> None:
+    """In a pod: check every permission the engine needs before acting; while one is missing, say which (one
+    line each, once), stay unready and check again, never crash-looping."""
+    from canarylab.kube import permissions
+
+    account = lab.target.service_account if lab.target else None
+    if account is None or lab.readonly:  # --readonly never writes: the table of an acting engine does not apply
+        return
+    who = f"service account {account.namespace}/{account.name}"
+    said: list[str] = []
+    while True:
+        try:
+            gaps = await permissions.missing(lab.cluster, lab.namespaces or None, lease_namespace)
+        except ClusterError as err:
+            lab.log(f"{err}; starting anyway (a forbidden request will name its verb and resource)")
+            return
+        lines = [gap.line(who) + f"; checking again every {PERMISSION_RECHECK:g}s" for gap in gaps]
+        if not lines:
+            if said:
+                lab.log("the engine's permissions are complete now; starting")
+            if probes is not None:
+                probes.problem = None
+            return
+        if lines != said:
+            for line in lines:
+                lab.log(line)
+            said = lines
+        if probes is not None:
+            probes.problem = lines[0] if len(lines) == 1 else f"{lines[0]} (and {len(lines) - 1} more)"
+        await asyncio.sleep(PERMISSION_RECHECK)
+
+
+def lease_config(args: argparse.Namespace, lab: KubeLab) -> LeaseConfig | None:
+    """The Lease from the ``--leader-elect*`` flags, or ``None`` without ``--leader-elect``."""
+    if not getattr(args, "leader_elect", False):
+        return None
+    account = lab.target.service_account if lab.target else None
+    namespace = args.lease_namespace or (account.namespace if account else None) or \
+        (lab.namespaces[0] if lab.namespaces else None)
+    if not namespace:
+        raise UserError("--leader-elect needs a namespace for its Lease: add --leader-elect-resource-namespace NS "
+                        "(in a pod it defaults to the service account's namespace, elsewhere to the first -n)")
+    config = LeaseConfig(namespace, args.leader_elect_resource_name, lease_duration=args.leader_elect_lease_duration,
+                         renew_deadline=args.leader_elect_renew_deadline,
+                         retry_period=args.leader_elect_retry_period)
+    problems = config.problems()
+    if problems:
+        raise UserError("; ".join(problems) + " (Kubernetes' defaults are 15s, 10s and 2s)")
+    return config
+
+
+class LeadershipLost(UserError):
+    """The leader could not renew its Lease in time: it stops, so that only one engine acts (exit code 1)."""
+
+    exit_code = 1
+
+
 async def serve(lab: KubeLab, json_lines: bool, out: TextIO, endpoint: MetricsEndpoint | None = None,
-                probes: Probes | None = None) -> None:
-    """Start the lab, print events until cancelled, stop the lab."""
+                probes: Probes | None = None, args: argparse.Namespace | None = None) -> None:
+    """Connect, (in a pod) check permissions, (with ``--leader-elect``) wait for the Lease, start the engine and
+    print events until cancelled or the Lease is lost; then stop the engine and release the Lease."""
+    # Lab time starts now, not when the engine starts: a follower may wait minutes for the Lease, and the
+    # timestamps it then writes (lastTransitionTime, Events) must be the wall clock's.
+    lab.clock.pin()
     await lab.connect()
-    await lab.start()
-    unsubscribe = lab.engine.subscribe(printer(json_lines, out, lab.clock.now()))
-    if endpoint is not None:
-        recorder = FlaggerMetrics(lab.engine.facts, version=__version__, mesh_provider="linkerd")
-        lab.engine.subscribe(recorder.record)
-        endpoint.sources.append(recorder.exposition)
-    if probes is not None:
-        probes.started = True
+    lease = lease_config(args, lab) if args is not None else None
+    await wait_for_permissions(lab, lease.namespace if lease else None, probes)
+    elector = None
+    if lease is not None:
+        elector = LeaderElector(lab.cluster, lease, log=lab.log)
+        lab.cluster.fence = elector.fence  # not the leader (or no longer): no write leaves this process
+        if probes is not None:
+            probes.elector = elector
+        lab.log(f"campaigning for the lease {elector.where} as {elector.identity}")
+        await elector.acquire()
+        lab.log(f"leading: this engine ({elector.identity}) holds the lease {elector.where}; starting the engine")
     try:
-        await lab.join()  # the engine runs until cancelled (Ctrl-C)
+        await lab.start()
+        unsubscribe = lab.engine.subscribe(printer(json_lines, out, lab.clock.now()))
+        if endpoint is not None:
+            recorder = FlaggerMetrics(lab.engine.facts, version=__version__, mesh_provider=lab.mesh_provider)
+            lab.engine.subscribe(recorder.record)
+            endpoint.sources.append(recorder.exposition)
+        if probes is not None:
+            probes.started = True
+        try:
+            if elector is None:
+                await lab.join()  # the engine runs until cancelled (Ctrl-C)
+            else:
+                await _lead(lab, elector)
+        finally:
+            unsubscribe()
+            await lab.stop()
     finally:
-        unsubscribe()
-        await lab.stop()
+        if elector is not None and await elector.release():
+            lab.log(f"released the lease {elector.where}")
+
+
+async def _lead(lab: KubeLab, elector: LeaderElector) -> None:
+    """Run the engine while renewing the Lease; a lost Lease stops the engine at once."""
+    engine = asyncio.ensure_future(lab.join())
+    holding = asyncio.ensure_future(elector.hold())
+    try:
+        done, _ = await asyncio.wait({engine, holding}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (engine, holding):
+            task.cancel()
+    if engine in done:
+        engine.result()  # the engine failed: its error goes up
+        return
+    raise LeadershipLost(f"lost the leader lease {elector.where}: it could not be renewed within "
+                         f"{elector.config.renew_deadline:g}s, so this engine stopped acting before another "
+                         "may take over. Run it again (in a pod, Kubernetes restarts it) to campaign again.")
+
+
+def _on_sigterm() -> None:
+    """SIGTERM (kubectl delete pod, a rolling update) stops cleanly, releasing the Lease, like Ctrl-C."""
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    if task is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
 
 
 def run(args: argparse.Namespace) -> int:
-    """``canarylab engine --context CTX [--namespace NS]... [--readonly] [--json] [--in-cluster]
-    [--metrics-addr HOST:PORT]``."""
+    """``canarylab engine [--context CTX] [--namespace NS]... [--readonly] [--json] [--in-cluster]
+    [--metrics-addr HOST:PORT] [--metrics-server URL] [--mesh-provider P] [--leader-elect ...]``."""
+    from canarylab.kube.lab import DEFAULT_METRICS_SERVER
+
     lab = KubeLab(args.context, args.namespaces, readonly=args.readonly, in_cluster=args.in_cluster, wait=True,
-                  log=log_line(sys.stderr))
+                  log=log_line(sys.stderr), metrics_server=args.metrics_server or DEFAULT_METRICS_SERVER,
+                  serviceaccount_dir=args.serviceaccount_dir, mesh_provider=args.mesh_provider)
     endpoint = probes = None
     if args.metrics_addr is not None:
         host, port = parse_address(args.metrics_addr, "--metrics-addr")
@@ -123,8 +246,15 @@ def run(args: argparse.Namespace) -> int:
         endpoint.start()
         log_line(sys.stderr)(f"serving Flagger's metrics on http://{endpoint.target}/metrics "
                              "(and /healthz, /readyz)")
+
+    async def main() -> None:
+        _on_sigterm()
+        await serve(lab, args.json, sys.stdout, endpoint, probes, args)
+
     try:
-        asyncio.run(serve(lab, args.json, sys.stdout, endpoint, probes))
+        asyncio.run(main())
+    except asyncio.CancelledError:
+        return 0  # SIGTERM: stopped cleanly
     except ClusterError as err:
         raise UserError(f"the engine stopped: {err}") from None
     finally:

@@ -55,11 +55,14 @@ def run_up(args: argparse.Namespace, *, runner: Runner | None = None, out: Print
     """Build the lab step by step, then open the dashboard on it (unless ``--no-tui``)."""
     name = check_name(args.name)
     versions = load_versions()
+    engine = getattr(args, "engine", "host")
+    # With the engine in the cluster, the dashboard only follows it: two acting engines would fight.
+    ui_flags = " --readonly" if engine == "in-cluster" else ""
     if args.dry_run:
         # Only the commands, one per line, so the output can be read or pasted into a shell.
-        Installer(name, args.router, DryRunRunner(out), versions, dry_run=True).run()
+        Installer(name, args.router, DryRunRunner(out), versions, dry_run=True, engine=engine).run()
         return 0
-    installer = Installer(name, args.router, runner or _default_runner(), versions)
+    installer = Installer(name, args.router, runner or _default_runner(), versions, engine=engine)
     if not args.no_tui and _interactive():
         from canarylab.screens.lab_progress import run_progress
 
@@ -72,12 +75,12 @@ def run_up(args: argparse.Namespace, *, runner: Runner | None = None, out: Print
     context = context_of(name)
     out(f"The lab is ready: kube context {context}. Log: {installer.log_path}")
     if args.no_tui or not _interactive():
-        out(f"Open the dashboard with: canarylab ui --context {context}")
+        out(f"Open the dashboard with: canarylab ui --context {context}{ui_flags}")
         return 0
-    return _open_dashboard(context, out)
+    return _open_dashboard(context, out, readonly=engine == "in-cluster")
 
 
-def _open_dashboard(context: str, out: Print) -> int:
+def _open_dashboard(context: str, out: Print, readonly: bool = False) -> int:
     from canarylab.cli import build_parser
 
     try:
@@ -86,7 +89,7 @@ def _open_dashboard(context: str, out: Print) -> int:
         out(f"The dashboard is not available in this build; run `canarylab ui --context {context}` later.")
         return 0
     parser, _ = build_parser()
-    return run_ui(parser.parse_args(["ui", "--context", context]))
+    return run_ui(parser.parse_args(["ui", "--context", context, *(["--readonly"] if readonly else [])]))
 
 
 def run_down(args: argparse.Namespace, *, runner: Runner | None = None, out: Print = print) -> int:

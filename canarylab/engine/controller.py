@@ -131,8 +131,11 @@ class Engine:
 
     def __init__(self, cluster: Cluster, metrics: Metrics, webhooks: Webhooks, clock: Clock, *,
                  namespaces: Collection[str] | None = None, readonly: bool = False,
-                 metrics_server: str = "http://prometheus.linkerd-viz:9090", alerts: Alerts | None = None) -> None:
+                 metrics_server: str = "http://prometheus.linkerd-viz:9090", alerts: Alerts | None = None,
+                 mesh_provider: str = "linkerd") -> None:
         self.cluster = cluster
+        self.mesh_provider = mesh_provider
+        """The provider of Canaries without ``spec.provider`` (Flagger's ``-mesh-provider``)."""
         self.metrics = metrics
         self.webhooks = webhooks
         self.clock = clock
@@ -292,7 +295,7 @@ class Engine:
                 slot.obj = obj
                 return
             try:
-                canary = self._parse(slot, obj)
+                canary = self._parse(slot, self._provided(obj))
             except SpecError as err:
                 slot.obj = obj
                 await self._problem(slot, str(err))
@@ -358,6 +361,13 @@ class Engine:
             # A stale Canary (Conflict) or an API failure: the next tick tries again.
             self._notice(slot, f"finalizer {finalizer.FINALIZER}: {type(err).__name__}: {err}", "warning")
         return None
+
+    def _provided(self, obj: Obj) -> Obj:
+        """``obj`` with the engine's default provider when its spec names none (Flagger's ``-mesh-provider``)."""
+        spec = obj.get("spec")
+        if self.mesh_provider == "linkerd" or not isinstance(spec, dict) or spec.get("provider"):
+            return obj
+        return {**obj, "spec": {**spec, "provider": self.mesh_provider}}
 
     @staticmethod
     def _parse(slot: _Slot, obj: Obj) -> Canary:
@@ -572,7 +582,7 @@ class Engine:
             old = None if created else (slot.obj.get("status") or {})
             slot.obj = obj
             try:
-                slot.canary = parse_canary(obj)
+                slot.canary = parse_canary(self._provided(obj))
                 slot.problem = None
             except SpecError as err:
                 slot.problem = str(err)

@@ -53,10 +53,13 @@ DESTINATION_RULE = Kind("networking.istio.io/v1beta1", "DestinationRule", "desti
 CANARY = Kind("flagger.app/v1beta1", "Canary", "canaries")
 METRIC_TEMPLATE = Kind("flagger.app/v1beta1", "MetricTemplate", "metrictemplates")
 ALERT_PROVIDER = Kind("flagger.app/v1beta1", "AlertProvider", "alertproviders")
+LEASE = Kind("coordination.k8s.io/v1", "Lease", "leases")
+"""The leader-election lock of ``canarylab engine --leader-elect`` (the engine's ticks never touch it)."""
 
 ALL_KINDS: tuple[Kind, ...] = (
     DEPLOYMENT, DAEMON_SET, SERVICE, POD, CONFIG_MAP, SECRET, EVENT, NAMESPACE, HPA,
     TRAFFIC_SPLIT, HTTP_ROUTE, INGRESS, VIRTUAL_SERVICE, DESTINATION_RULE, CANARY, METRIC_TEMPLATE, ALERT_PROVIDER,
+    LEASE,
 )  # fmt: skip
 
 _BY_KIND = {k.kind: k for k in ALL_KINDS}

@@ -54,6 +54,61 @@ class ApiUnreachable(ClusterError):
     """The API server did not answer (connection refused, reset, timed out) after every retry."""
 
 
+class Forbidden(ClusterError):
+    """RBAC refused a request (403). ``str(err)`` is one line naming the verb, the resource and the fix;
+    ``verb``, ``resource`` (``canaries/status``), ``group`` and ``namespace`` say the same for code."""
+
+    def __init__(self, message: str, *, verb: str, resource: str, group: str, namespace: str) -> None:
+        super().__init__(message)
+        self.verb = verb
+        self.resource = resource
+        self.group = group
+        self.namespace = namespace
+
+
+VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+"""The RBAC verb of an HTTP method (``GET`` is ``get``, ``list`` or ``watch`` by the request's shape)."""
+
+
+def rbac_verb(method: str, name: str | None, params: Mapping[str, str] | None = None) -> str:
+    """The RBAC verb the API server checks for a request."""
+    if method == "GET":
+        if (params or {}).get("watch") in ("true", "1"):
+            return "watch"
+        return "get" if name else "list"
+    return VERBS.get(method, method.lower())
+
+
+def _forbidden_user(message: str) -> str:
+    # The API server says: ... is forbidden: User "system:serviceaccount:ns:sa" cannot patch resource ...
+    start = message.find('User "')
+    if start < 0:
+        return ""
+    end = message.find('"', start + 6)
+    return message[start + 6:end] if end > 0 else ""
+
+
+def forbidden(kind: Kind, verb: str, namespace: str | None, subresource: str | None, message: str) -> Forbidden:
+    """One line for a 403: who may not do what, where, and where to grant it."""
+    resource = kind.plural + (f"/{subresource}" if subresource else "")
+    group = kind.group or "core"
+    user = _forbidden_user(message)
+    who = who_is(user) if user else "canarylab's credentials"
+    where = f"in namespace {namespace}" if namespace and kind.namespaced else (
+        "in any namespace" if kind.namespaced else "(cluster-scoped)")
+    return Forbidden(f'forbidden: {who} may not "{verb}" {resource} (API group {group}) {where}; grant that '
+                     f'verb on that resource in the engine\'s ClusterRole (deploy/base/rbac.yaml) or Role',
+                     verb=verb, resource=resource, group=kind.group, namespace=namespace or "")
+
+
+def who_is(user: str) -> str:
+    """``service account NS/NAME`` for ``system:serviceaccount:NS:NAME``, else ``user NAME``."""
+    parts = user.split(":")
+    if len(parts) == 4 and parts[:2] == ["system", "serviceaccount"]:
+        return f"service account {parts[2]}/{parts[3]}"
+    return f"user {user}"
+
+
 class ConnectError(UserError):
     """``canarylab engine`` could not reach the API server at start; the message says what to try."""
 
@@ -127,6 +182,9 @@ class KubeCluster:
                  namespaces: Collection[str] | None = None, readonly: bool = False, log: Log | None = None,
                  attempts: int = 6, backoff: tuple[float, float] = (0.2, 5.0)) -> None:
         self.api = api
+        self.fence: Callable[[], str | None] | None = None
+        """Asked before every write: a reason to refuse it (e.g. this process no longer holds the leader lease),
+        or ``None`` to go ahead. Set by ``--leader-elect``, so a deposed leader cannot write a moment too long."""
         self.context = context or getattr(api.auth, "active_context", "")
         self.server = server or api.auth.server
         self.clock = clock
@@ -144,19 +202,26 @@ class KubeCluster:
 
     @classmethod
     async def connect(cls, context: str | None = None, *, kubeconfig: str | None = None, server: str = "",
-                      wait: bool = False, log: Log | None = None, **kwargs: Any) -> KubeCluster:
+                      wait: bool = False, log: Log | None = None, serviceaccount: str | None = None,
+                      **kwargs: Any) -> KubeCluster:
         """Authenticate with the kubeconfig's ``context`` and check the server answers.
 
+        ``serviceaccount``: log in as a pod does instead, with the token and CA in that directory and
+        ``KUBERNETES_SERVICE_HOST``/``_PORT`` (used only when there is no kubeconfig: kr8s reads a kubeconfig
+        first and falls back to the service account). ``context`` then only names the login in messages.
         Unreachable: with ``wait`` retry with backoff (each failure logged), else raise :class:`ConnectError`.
         A missing context or unusable credentials raise :class:`UserError` at once.
         """
         say = log or log_to_logger
         backoff = Backoff(0.5, 10.0)
-        server = server or server_of(context, kubeconfig)
+        server = server or ("" if serviceaccount else server_of(context, kubeconfig))
         name = context or "(current)"
         while True:
             try:
-                api = await kr8s.asyncio.api(context=context, kubeconfig=kubeconfig)
+                if serviceaccount:
+                    api = await kr8s.asyncio.api(kubeconfig=kubeconfig, serviceaccount=serviceaccount)
+                else:
+                    api = await kr8s.asyncio.api(context=context, kubeconfig=kubeconfig)
                 break
             except ValueError as err:  # kr8s: no such context, no credentials
                 raise UserError(f"cannot use kube context {name!r}: {err}. List contexts with "
@@ -177,6 +242,12 @@ class KubeCluster:
         return cls(api, context=context or api.auth.active_context, server=server or api.auth.server,
                    log=log, **kwargs)
 
+    async def request(self, method: str, kind: Kind, namespace: str | None, name: str | None = None, *,
+                      body: Any = None) -> Any:
+        """One API call with retries, outside the write log and the namespace rule: for the leader lease,
+        renewed every two seconds in a namespace the user named with its own flag."""
+        return await self._request(method, kind, namespace, name, body=body)
+
     # ----------------------------------------------------------------------------------- plumbing
 
     def _now(self) -> float:
@@ -190,6 +261,9 @@ class KubeCluster:
         what = f"{verb} {kind.kind} {namespace}/{name}" if namespace else f"{verb} {kind.kind} {name}"
         if self.readonly:
             raise ClusterError(f"refused to {what}: the engine runs --readonly")
+        reason = self.fence() if self.fence is not None else None
+        if reason:
+            raise ClusterError(f"refused to {what}: {reason}")
         if self.namespaces is not None and kind.namespaced and namespace not in self.namespaces:
             allowed = ", ".join(sorted(self.namespaces)) or "none"
             raise ClusterError(f"refused to {what}: canarylab only writes in the namespaces you named "
@@ -233,6 +307,9 @@ class KubeCluster:
                     raise NotFound(message or f"{kind.kind} {namespace}/{name} not found") from None
                 if code == 409:
                     raise Conflict(message) from None
+                if code == 403:
+                    raise forbidden(kind, rbac_verb(method, name, params), namespace, subresource,
+                                    message) from None
                 if code in TRANSIENT_STATUS and attempt < self.attempts:
                     await asyncio.sleep(backoff.next())
                     continue
@@ -492,6 +569,8 @@ class KubeCluster:
                 raise _Gone() from None
             if err.response is not None and err.response.status_code in TRANSIENT_STATUS:
                 raise ApiUnreachable(str(err)) from None
+            if err.response is not None and err.response.status_code == 403:
+                raise forbidden(kind, "watch", namespace, None, str(err)) from None
             raise ClusterError(f"watch {kind.kind}: {err}") from None
 
 

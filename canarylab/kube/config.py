@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from canarylab.errors import UserError
+from canarylab.kube.incluster import ServiceAccount, detect
 
 LAB_CONTEXT = "kind-canarylab"
 """The context ``canarylab up`` creates (kind names contexts ``kind-<cluster>``)."""
@@ -21,12 +22,16 @@ LAB_CONTEXT = "kind-canarylab"
 
 @dataclass(frozen=True)
 class Target:
-    """The resolved context: its name, API server URL, kubeconfig and whether canarylab created it."""
+    """The resolved context: its name, API server URL, kubeconfig and whether canarylab created it.
+
+    ``service_account`` is set for the in-cluster login (no kubeconfig, in a pod): ``context`` is then
+    ``in-cluster`` and RBAC, granted by whoever installed the engine, decides where it may act."""
 
     context: str
     server: str
     kubeconfig: str | None
     created_by_canarylab: bool
+    service_account: ServiceAccount | None = None
 
 
 def kubeconfig_paths(kubeconfig: str | None = None) -> list[Path]:
@@ -62,11 +67,20 @@ def created_contexts() -> set[str]:
     return lab_created()
 
 
-def resolve(context: str | None, kubeconfig: str | None = None) -> Target:
-    """The context to use. Without ``--context`` only the lab's own context qualifies, and only if canarylab
-    created it; anything else is a :class:`UserError` that says what to do."""
-    created = created_contexts()
+IN_CLUSTER = "in-cluster"
+"""The name the service-account login goes by in messages (it has no kube context)."""
+
+
+def resolve(context: str | None, kubeconfig: str | None = None, serviceaccount_dir: str | None = None) -> Target:
+    """The context to use. Without ``--context`` and without any kubeconfig file, in a pod, the pod's service
+    account (:mod:`canarylab.kube.incluster`); otherwise only the lab's own context qualifies, and only if
+    canarylab created it; anything else is a :class:`UserError` that says what to do."""
     paths = kubeconfig_paths(kubeconfig)
+    if context is None and not any(p.is_file() for p in paths):
+        account = detect(directory=serviceaccount_dir)
+        if account is not None:
+            return Target(IN_CLUSTER, account.server, kubeconfig, False, account)
+    created = created_contexts()
     config = _load(paths)
     names = [c.get("name") for c in config["contexts"]]
     where = ", ".join(str(p) for p in paths)
@@ -104,7 +118,7 @@ def server_of(context: str | None, kubeconfig: str | None = None) -> str:
 
 def check_namespaces(target: Target, namespaces: list[str], readonly: bool) -> None:
     """Refuse to act on a context canarylab did not create unless the user named the namespaces."""
-    if target.created_by_canarylab or readonly or namespaces:
+    if target.created_by_canarylab or target.service_account is not None or readonly or namespaces:
         return
     raise UserError(
         f"context {target.context!r} was not created by canarylab, so the engine only acts on Canaries in "

@@ -48,7 +48,8 @@ class KubeLab:
                  in_cluster: bool = False, kubeconfig: str | None = None, wait: bool = False,
                  metrics_server: str = DEFAULT_METRICS_SERVER, metrics: Metrics | None = None,
                  webhooks: Webhooks | None = None, log: Log | None = None, speed: float = 1.0,
-                 alerts: Alerts | None = None) -> None:
+                 alerts: Alerts | None = None, serviceaccount_dir: str | None = None,
+                 mesh_provider: str = "linkerd") -> None:
         self.context = context
         self.namespaces = list(dict.fromkeys(namespaces))
         self.readonly = readonly
@@ -56,6 +57,9 @@ class KubeLab:
         self.kubeconfig = kubeconfig
         self.wait = wait
         self.metrics_server = metrics_server
+        self.serviceaccount_dir = serviceaccount_dir
+        self.mesh_provider = mesh_provider
+        self.target: config.Target | None = None
         self.log: Log = log or log_to_logger
         self.clock = LoopClock(speed)
         self.title = f"context {context}" if context else f"context {config.LAB_CONTEXT}"
@@ -84,14 +88,23 @@ class KubeLab:
 
     async def connect(self) -> KubeCluster:
         """Resolve the context under the safety rule and connect; returns the cluster."""
-        target = config.resolve(self.context, self.kubeconfig)
+        target = self.target = config.resolve(self.context, self.kubeconfig, self.serviceaccount_dir)
         config.check_namespaces(target, self.namespaces, self.readonly)
-        self.title = f"context {target.context}" + (" (read-only)" if self.readonly else "")
-        # On the lab's own cluster the engine may act everywhere; elsewhere only where the user said.
+        account = target.service_account
+        name = account.title if account else f"context {target.context}"
+        self.title = name + (" (read-only)" if self.readonly else "")
+        if account is not None:
+            # In a pod, cluster DNS resolves webhook and Prometheus URLs: call them directly.
+            self.in_cluster = True
+            self.log(f"logged in as {account.title} at {account.server} (no kubeconfig; token and CA from "
+                     f"{account.dir})")
+        # On the lab's own cluster (or in the cluster, under RBAC) the engine may act everywhere; elsewhere
+        # only where the user said.
         allowed = self.namespaces or None
         self._cluster = await KubeCluster.connect(
             target.context, kubeconfig=self.kubeconfig, server=target.server, wait=self.wait, log=self.log,
-            clock=self.clock, namespaces=allowed, readonly=self.readonly)
+            clock=self.clock, namespaces=allowed, readonly=self.readonly,
+            serviceaccount=str(account.dir) if account else None)
         return self._cluster
 
     async def start(self) -> None:
@@ -103,7 +116,7 @@ class KubeLab:
         metrics, webhooks = await self._wire(cluster)
         self._engine = Engine(cluster, metrics, webhooks, self.clock, namespaces=self.namespaces or None,
                               readonly=self.readonly, metrics_server=self.metrics_server,
-                              alerts=self._alerts or HttpAlerts())
+                              alerts=self._alerts or HttpAlerts(), mesh_provider=self.mesh_provider)
         self._task = asyncio.create_task(self._engine.run(), name="canarylab-engine")
 
     async def _wire(self, cluster: KubeCluster) -> tuple[Metrics, Webhooks]:

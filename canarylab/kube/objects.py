@@ -89,8 +89,19 @@ class DestinationRule(APIObject):
     namespaced = True
 
 
+class Lease(APIObject):
+    """``leases.coordination.k8s.io/v1``: the lock of ``--leader-elect`` (kr8s ships no class for it)."""
+
+    version = "coordination.k8s.io/v1"
+    endpoint = "leases"
+    kind = "Lease"
+    plural = "leases"
+    singular = "lease"
+    namespaced = True
+
+
 _OURS: dict[str, type[APIObject]] = {c.kind: c for c in (Canary, MetricTemplate, AlertProvider, TrafficSplit,
-                                                          HTTPRoute, VirtualService, DestinationRule)}
+                                                          HTTPRoute, VirtualService, DestinationRule, Lease)}
 
 
 def _resolve(kind: Kind) -> type[APIObject]:

@@ -55,15 +55,16 @@ class Installer:
 
     def __init__(self, name: str, router: str, runner: Runner, versions: Versions, *,
                  dry_run: bool = False, on_event: EventSink | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, engine: str = "host") -> None:
         self.name = name
         self.router = router
+        self.engine = engine
         self.runner = runner
         self.versions = versions
         self.dry_run = dry_run
         self.on_event = on_event or (lambda e: None)
         self.clock = clock
-        self.steps: list[Step] = [s for s in plan(router) if s.in_dry_run or not dry_run]
+        self.steps: list[Step] = [s for s in plan(router, engine) if s.in_dry_run or not dry_run]
         self.state = LabState.load(name)
         self.work_dir = lab_dir(name)
         self._log_file: IO[str] | None = None
@@ -98,7 +99,8 @@ class Installer:
             self._reconcile_state()
             self.state.save()
             self._log(f"== canarylab up --name {self.name} --router {self.router}")
-        ctx = StepContext(self.name, self.router, self.runner, self.versions, self.work_dir, log=self._log)
+        ctx = StepContext(self.name, self.router, self.runner, self.versions, self.work_dir, log=self._log,
+                          engine=self.engine)
         try:
             for step in self.steps:
                 if self._cancelled:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +17,17 @@ from typing import Any
 
 import yaml
 
+from canarylab import __version__
 from canarylab.errors import UserError
 from canarylab.lab import preflight
 from canarylab.lab.runner import Command, LineSink, Result, Runner, cmd, pipe
 from canarylab.lab.state import context_of
 from canarylab.lab.versions import Versions
-from canarylab.manifests import bootstrap_documents, bootstrap_file
+from canarylab.manifests import DEPLOY, bootstrap_documents, bootstrap_file
 
 ROUTERS = ("smi", "gatewayapi")
+ENGINES = ("host", "in-cluster")
+"""Where the engine runs: on the host (the dashboard's own engine) or in the lab as ``deploy/base``."""
 GATEWAY_PROVIDER = "gatewayapi:v1beta1"
 
 
@@ -45,6 +49,7 @@ class StepContext:
     versions: Versions
     work_dir: Path
     log: LineSink = lambda line: None
+    engine: str = "host"
 
     @property
     def context(self) -> str:
@@ -88,6 +93,7 @@ class Step:
     hint: str
     check: Callable[[StepContext], bool] | None = None
     routers: tuple[str, ...] = ROUTERS
+    engines: tuple[str, ...] = ENGINES
     always: bool = False
     """Run even when a previous ``up`` finished it (preflight)."""
     always_check: bool = False
@@ -264,6 +270,39 @@ def _canary(ctx: StepContext) -> None:
     ctx.run(ctx.kubectl("apply", "-f", str(canary_manifest(ctx.router, ctx.work_dir))))
 
 
+ENGINE_IMAGE = f"canarylab:{__version__}"
+"""The image ``deploy/base`` runs (its kustomization pins this tag)."""
+
+
+def source_tree() -> Path:
+    """The checkout the engine image is built from (its wheel); a :class:`StepError` when installed from a wheel."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "pyproject.toml").is_file():
+        raise StepError("--engine in-cluster builds the engine image from a source checkout of canarylab, and this "
+                        f"one is installed from a wheel ({root}). Run `canarylab up --engine in-cluster` from a "
+                        "checkout, or build and push the image yourself (deploy/Containerfile) and "
+                        f"`kubectl --context kind-<name> apply -k {DEPLOY / 'base'}`.")
+    return root
+
+
+def _engine_wheel(ctx: StepContext) -> None:
+    image_dir = ctx.work_dir / "engine-image"
+    ctx.run(cmd(sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet",
+                "--wheel-dir", str(image_dir), str(source_tree())), timeout=300)
+
+
+def _engine_image(ctx: StepContext) -> None:
+    ctx.run(cmd("docker", "build", "--file", str(DEPLOY / "Containerfile"), "--tag", ENGINE_IMAGE,
+                str(ctx.work_dir / "engine-image")), timeout=900)
+    ctx.run(cmd("kind", "load", "docker-image", ENGINE_IMAGE, "--name", ctx.name), timeout=300)
+
+
+def _engine(ctx: StepContext) -> None:
+    ctx.run(ctx.kubectl("apply", "--kustomize", str(DEPLOY / "base")))
+    ctx.run(ctx.kubectl("--namespace", "canarylab", "rollout", "status", "deployment/canarylab-engine",
+                        "--timeout", "300s"), timeout=360)
+
+
 STEPS: tuple[Step, ...] = (
     Step("preflight", "Preflight checks", _preflight, always=True, in_dry_run=False,
          hint="fix the × lines of the report (`canarylab doctor` shows it again)"),
@@ -302,11 +341,20 @@ STEPS: tuple[Step, ...] = (
          hint="podinfo pods did not become ready; see `kubectl -n test describe pods`"),
     Step("canary", "The seed's Canary", _canary,
          hint="the Canary was rejected: check it against bootstrap/crds/flagger.yaml"),
+    Step("engine-wheel", "canarylab's wheel (for the engine image)", _engine_wheel, engines=("in-cluster",),
+         hint="`pip wheel` of the checkout failed; its output is above"),
+    Step("engine-image", "Engine image canarylab (docker build, kind load)", _engine_image, engines=("in-cluster",),
+         hint="the image is built from deploy/Containerfile on python:3.12-slim (pulled from Docker Hub)"),
+    Step("engine", "The engine in the cluster (deploy/base: 2 replicas, leader election)", _engine,
+         engines=("in-cluster",),
+         hint="see `kubectl --context kind-<name> -n canarylab describe pods` and the pods' logs"),
 )
 
 
-def plan(router: str) -> list[Step]:
-    """The steps for ``router`` in order."""
+def plan(router: str, engine: str = "host") -> list[Step]:
+    """The steps for ``router`` and ``engine`` in order."""
     if router not in ROUTERS:
         raise UserError(f"--router {router!r} is not supported: use one of {', '.join(ROUTERS)}.")
-    return [s for s in STEPS if router in s.routers]
+    if engine not in ENGINES:
+        raise UserError(f"--engine {engine!r} is not supported: use one of {', '.join(ENGINES)}.")
+    return [s for s in STEPS if router in s.routers and engine in s.engines]
