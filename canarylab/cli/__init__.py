@@ -92,9 +92,17 @@ def _add_engine_flags(p: argparse.ArgumentParser) -> None:
                    help="how often the leader renews and followers try (default 2s)")
 
 
+def add_validate_flag(p: argparse.ArgumentParser) -> None:
+    """``--validate=strict|warn|ignore`` (kubectl's word) for every command that reads a user's YAML."""
+    p.add_argument("--validate", choices=["strict", "warn", "ignore"], default="strict",
+                   help="unknown or duplicate fields in your YAML: strict (default) refuses them (exit 2), warn "
+                        "prints a warning and drops them, ignore drops them silently; as kubectl --validate")
+
+
 def _add_lab_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--filename", dest="files", action="append", default=[], metavar="FILE",
                    help="manifests to apply on top of the seed lab (multi-document YAML); repeatable")
+    add_validate_flag(p)
     p.add_argument("--prometheus", metavar="URL|local",
                    help="answer every metric check from this Prometheus; 'local' starts the prometheus "
                         "binary on a free 127.0.0.1 port, scraping the simulated lab (real time)")

@@ -37,7 +37,9 @@ def run_demo(args: argparse.Namespace) -> int:
     keymap = keys.load_keymap()
     speed = args.speed or (1.0 if args.prometheus else 5.0)
     lab = SimLab(args.files, speed=speed, prometheus=args.prometheus, metrics_port=args.metrics_port,
-                 readonly=args.readonly)
+                 readonly=args.readonly, validate=getattr(args, "validate", "strict"))
+    for note in lab.warnings:
+        print(f"canarylab: warning: {note}", file=sys.stderr, flush=True)
     asyncio.run(_serve(lab, keymap))
     return 0
 

@@ -41,9 +41,9 @@ def test_builtin_objects_are_valid_kubernetes(rel: str) -> None:
         kubernetes_validate.validate(doc, K8S, strict=True)  # raises ValidationError with the field path
 
 
-def test_the_crds_define_canary_and_metrictemplate_with_status_and_printer_columns() -> None:
+def test_the_crds_are_flaggers_own_with_status_and_printer_columns() -> None:
     crds = {d["spec"]["names"]["kind"]: d for d in docs("crds/flagger.yaml")}
-    assert set(crds) == {"Canary", "MetricTemplate"}
+    assert set(crds) == {"Canary", "MetricTemplate", "AlertProvider"}
     canary = crds["Canary"]["spec"]
     assert canary["group"] == "flagger.app" and canary["scope"] == "Namespaced"
     version = canary["versions"][0]
