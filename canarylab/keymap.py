@@ -7,15 +7,16 @@ binding id to keys, e.g. ``bump: ctrl+b`` or ``quit: q,ctrl+q``, or per key with
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from textual.binding import Binding
 
 from canarylab.errors import UserError
+from canarylab.loader import LoadError, load_yaml
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,9 @@ def _check(source: str, mapping: object) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in mapping.items():
         if key not in BY_ID:
-            raise UserError(f"{source}: unknown binding id {key!r}; known ids: {', '.join(BY_ID)}.")
+            close = difflib.get_close_matches(str(key), list(BY_ID), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise UserError(f"{source}: unknown binding id {key!r}{hint} (known ids: {', '.join(BY_ID)}).")
         if not isinstance(value, str) or not value.strip():
             raise UserError(f"{source}: binding {key!r} needs keys as text, e.g. '{key}: ctrl+x' (got {value!r}).")
         out[PREFIX + key] = value.strip()
@@ -74,9 +77,9 @@ def load_keymap(env: Mapping[str, str] | None = None) -> dict[str, str]:
     keymap: dict[str, str] = {}
     if path.is_file():
         try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as err:
-            raise UserError(f"keymap {path}: cannot read it ({err}); fix or remove the file.") from None
+            data = load_yaml(path) or {}
+        except LoadError as err:
+            raise UserError(f"keymap {err} Fix or remove the file.") from None
         keymap.update(_check(f"keymap {path}", data))
     elif explicit:
         raise UserError(f"CANARYLAB_KEYMAP={explicit}: no such file; point it at a YAML keymap or unset it.")
