@@ -39,7 +39,7 @@ def manifests(count: int) -> str:
         name = f"app-{i:04d}"
         for template in (deployment, service, hpa, canary):
             doc = copy.deepcopy(template)
-            doc["metadata"]["name"] = name if template is not canary else name
+            doc["metadata"]["name"] = name
             if doc["kind"] == "Deployment":
                 doc["spec"]["selector"]["matchLabels"] = {"app": name}
                 doc["spec"]["template"]["metadata"]["labels"] = {"app": name}

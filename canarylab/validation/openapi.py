@@ -105,7 +105,8 @@ class Checker:
             return value
         expected = schema.get("type")
         if expected is not None and not _is_type(value, expected):
-            words = " or ".join(_TYPE_WORDS.get(t, t) for t in (expected if isinstance(expected, list) else [expected]))
+            names: list[str] = expected if isinstance(expected, list) else [expected]
+            words = " or ".join(_TYPE_WORDS.get(t, t) for t in names)
             self.error(path, f"must be {words} (got {show(value)})")
             return value
         if isinstance(value, dict):
@@ -208,8 +209,8 @@ def _one_of(checker: Checker, value: Any, options: list[Schema], path: tuple[str
     passing = [o for o in options if checker.matches(value, o)]
     if len(passing) == 1:
         return
-    requireds = [o.get("required") for o in options]
-    if all(isinstance(r, list) and set(o) == {"required"} for r, o in zip(requireds, options, strict=True)):
+    if all(isinstance(o.get("required"), list) and set(o) == {"required"} for o in options):
+        requireds: list[list[str]] = [o["required"] for o in options]
         common = set.intersection(*(set(r) for r in requireds)) if requireds else set()
         choices = [", ".join(k for k in r if k not in common) for r in requireds]
         needed = ", ".join(k for k in requireds[0] if k in common)
