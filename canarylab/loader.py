@@ -107,6 +107,7 @@ _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 _STR, _INT, _FLOAT, _BOOL, _NULL = (f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null"))
 _AS_TEXT = {f"tag:yaml.org,2002:{t}" for t in ("str", "timestamp", "binary")}
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_COLLECTION_TAGS = {None, "!", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 _MERGE = object()  # the merge key ``<<`` (plain), as opposed to a quoted "<<"
 _PLAIN: dict[str, Any] = {}  # plain scalar text -> its value (keys and small values repeat a lot)
 
@@ -133,9 +134,13 @@ def _typed(tag: str, text: str) -> Any:
             return _CONSTRUCTOR.construct_yaml_bool(node)
         if tag == _NULL:
             return None
-    except (ValueError, yaml.YAMLError):
+    except (ValueError, IndexError, OverflowError, yaml.YAMLError):  # PyYAML's constructors on odd text
         raise _ScalarProblem(f"{text!r} is not a valid {tag.rsplit(':', 1)[-1]}") from None
-    raise _ScalarProblem(f"the tag {tag} is not supported (Kubernetes manifests use plain JSON values)")
+    raise _ScalarProblem(f"the tag {_tag(tag)} is not supported (Kubernetes manifests use plain JSON values)")
+
+
+def _tag(tag: str) -> str:
+    return tag.replace("tag:yaml.org,2002:", "!!")
 
 
 def _scalar(event: ev.ScalarEvent) -> Any:
@@ -202,8 +207,14 @@ def parse_documents(text: str, source: str, limits: Limits = DEFAULT_LIMITS, *,
         mark = err.problem_mark
         problem = err.problem or err.context or "cannot be parsed"
         raise LoadError(f"{source}: {_where(mark)}: is not valid YAML: {problem}.") from None
+    except yaml.reader.ReaderError as err:
+        before = text[: max(0, err.position)]
+        line, column = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+        char = err.character if isinstance(err.character, str) else chr(err.character)
+        raise LoadError(f"{source}: line {line}, column {column}: is not valid YAML: the character "
+                        f"U+{ord(char):04X} is not allowed ({err.reason}).") from None
     except yaml.YAMLError as err:
-        raise LoadError(f"{source}: is not valid YAML: {err}.") from None
+        raise LoadError(f"{source}: is not valid YAML: {' '.join(str(err).split())}.") from None
     finally:
         parser.dispose()
     return docs
@@ -276,6 +287,9 @@ def _build(parser: Any, docs: list[Any], source: str, limits: Limits,
             if root is not _NO_KEY:
                 docs.append(root)
         elif cls is ev.MappingStartEvent or cls is ev.SequenceStartEvent:
+            if event.tag not in _COLLECTION_TAGS:
+                raise fail(f"the tag {_tag(event.tag)} is not supported (Kubernetes manifests use plain JSON values).",
+                           event.start_mark)
             if len(stack) >= max_depth:
                 raise fail(f"nested deeper than {max_depth} levels (nesting depth limit); Kubernetes objects "
                            "need far fewer.", event.start_mark)

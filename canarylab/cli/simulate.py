@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if timeout <= 0:
         raise UserError(f"--timeout {args.timeout}: must be longer than 0s.")
     validate = getattr(args, "validate", "strict")
-    notes: list[str] = []
+    notes: list[str] = []  # --validate=warn findings, and objects the lab sets aside
     objects = lab_objects(args.files, validate=validate, warnings=notes)
     if args.scenario:
         steps = load_scenario(args.scenario, validate=validate, warnings=notes)

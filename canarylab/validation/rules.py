@@ -75,6 +75,8 @@ def _pod_template(spec: Obj, selector: Obj | None, base: str, out: Problems) -> 
         elif any(labels.get(k) != v for k, v in match.items()):
             out.append((f"{base}.template.metadata.labels", f"`selector` does not match template `labels` "
                         f"(selector {match}, template labels {labels})"))
+    if "template" not in spec:
+        return  # reported as required
     pod = template.get("spec") or {}
     containers = pod.get("containers") or []
     if not containers:
@@ -97,6 +99,7 @@ def _pod_template(spec: Obj, selector: Obj | None, base: str, out: Problems) -> 
 def deployment(obj: Obj, out: Problems) -> None:
     """``ValidateDeploymentSpec`` for the fields the lab reads; ``SetDefaults_Deployment``."""
     spec = obj.setdefault("spec", {})
+    _required_spec(spec, out)
     spec.setdefault("replicas", 1)
     spec.setdefault("revisionHistoryLimit", 10)
     spec.setdefault("progressDeadlineSeconds", 600)
@@ -128,9 +131,17 @@ def deployment(obj: Obj, out: Problems) -> None:
     _pod_template(spec, spec.get("selector"), "spec", out)
 
 
+def _required_spec(spec: Obj, out: Problems) -> None:
+    """``selector`` and ``template`` (the schema requires them only when ``spec`` is there at all)."""
+    for name in ("selector", "template"):
+        if name not in spec:
+            out.append((f"spec.{name}", "is required"))
+
+
 def daemon_set(obj: Obj, out: Problems) -> None:
     """``ValidateDaemonSetSpec`` for the fields the lab reads; ``SetDefaults_DaemonSet``."""
     spec = obj.setdefault("spec", {})
+    _required_spec(spec, out)
     spec.setdefault("revisionHistoryLimit", 10)
     strategy = spec.setdefault("updateStrategy", {})
     strategy.setdefault("type", "RollingUpdate")
@@ -182,6 +193,9 @@ def hpa(obj: Obj, out: Problems) -> None:
     spec = obj.setdefault("spec", {})
     low = spec.setdefault("minReplicas", 1)
     high = spec.get("maxReplicas")
+    for name in ("scaleTargetRef", "maxReplicas"):
+        if name not in spec:
+            out.append((f"spec.{name}", "is required"))
     if low < 1:
         out.append(("spec.minReplicas", f"must be greater than or equal to 1 (got {low})"))
     if isinstance(high, int):

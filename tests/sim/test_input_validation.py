@@ -249,3 +249,40 @@ def test_defaults_are_kubernetes_defaults(write: Write) -> None:
     port = objects[("Service", "web")]["spec"]["ports"][0]
     assert port == {"port": 80, "protocol": "TCP", "targetPort": 80}
     assert objects[("Service", "web")]["spec"]["type"] == "ClusterIP"
+
+
+def test_an_alert_provider_is_checked_against_flaggers_crd(simulate: Simulate, write: Write) -> None:
+    provider = "apiVersion: flagger.app/v1beta1\nkind: AlertProvider\nmetadata: {name: on-call, namespace: test}\n" \
+               "spec: {type: slack, channel: '#deploys', address: https://hooks.slack.com/services/x}\n"
+    assert simulate("-f", write("alerts.yaml", provider)).code == 0
+    bad = simulate("-f", write("alerts.yaml", provider.replace("type: slack", "type: pager")))
+    assert bad.code == 2 and 'spec.type: must be one of' in bad.err and '(got "pager")' in bad.err
+    typo = simulate("-f", write("alerts.yaml", provider.replace("channel:", "chanel:")))
+    assert typo.code == 2 and "spec.chanel: unknown field; did you mean channel?" in typo.err
+
+
+def test_demo_refuses_bad_input_before_the_dashboard_opens(write: Write, capsys: pytest.CaptureFixture[str]) -> None:
+    from canarylab.cli import main
+
+    path = write("canary.yaml", SEED_CANARY.replace("threshold: 5", "threshhold: 5"))
+    assert main(["demo", "-f", path]) == 2
+    assert "spec.analysis.threshhold: unknown field; did you mean threshold?" in capsys.readouterr().err
+
+
+def test_the_keymap_follows_validate(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from canarylab.errors import UserError
+    from canarylab.keymap import load_keymap
+
+    path = Path(str(tmp_path)) / "keymap.yaml"
+    path.write_text("bump: ctrl+b\nrollbak: ctrl+r\n")
+    env = {"CANARYLAB_KEYMAP": str(path)}
+    with pytest.raises(UserError, match=r"unknown binding id 'rollbak'; did you mean rollback\?"):
+        load_keymap(env)
+    notes: list[str] = []
+    assert load_keymap(env, validate="warn", warnings=notes) == {"canarylab.bump": "ctrl+b"}
+    assert len(notes) == 1 and "rollbak" in notes[0] and "--validate=warn" in notes[0]
+    path.write_text("bump: [ctrl+b\n")
+    with pytest.raises(UserError, match=r"^keymap .*keymap\.yaml: line 2, column 1: is not valid YAML"):
+        load_keymap(env)
