@@ -6,6 +6,7 @@ Every problem is reported as one paragraph naming the file, the document, the fi
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from typing import Any
 
@@ -101,7 +102,13 @@ def check_object(doc: Any, where: str, *, validate: str = STRICT, warnings: list
     if kind not in ACCEPTED_KINDS:
         known = "is not simulated by the lab" if isinstance(kind, str) and accepted_versions(kind) else \
             "is not supported by the simulated lab"
-        raise UserError(f"{where}: kind {kind!r} {known} (it accepts {', '.join(ACCEPTED_KINDS)}).")
+        hint = ""
+        if isinstance(kind, str):
+            lowered = {k.lower(): k for k in ACCEPTED_KINDS}
+            close = [lowered[kind.lower()]] if kind.lower() in lowered else \
+                difflib.get_close_matches(kind, ACCEPTED_KINDS, n=1, cutoff=0.7)
+            hint = f"; did you mean {close[0]}?" if close else ""
+        raise UserError(f"{where}: kind {kind!r} {known}{hint} (it accepts {', '.join(ACCEPTED_KINDS)}).")
     meta = doc.get("metadata")
     name = meta.get("name") if isinstance(meta, dict) else None
     label = f"{where} ({kind} {name})" if isinstance(name, str) and name else f"{where} ({kind})"

@@ -286,3 +286,9 @@ def test_the_keymap_follows_validate(tmp_path: object) -> None:
     path.write_text("bump: [ctrl+b\n")
     with pytest.raises(UserError, match=r"^keymap .*keymap\.yaml: line 2, column 1: is not valid YAML"):
         load_keymap(env)
+
+
+@pytest.mark.parametrize("kind, meant", [("Deploymnet", "Deployment"), ("canary", "Canary")])
+def test_a_misspelled_kind_names_the_kind_meant(simulate: Simulate, write: Write, kind: str, meant: str) -> None:
+    run = simulate("-f", write("x.yaml", f"apiVersion: v1\nkind: {kind}\nmetadata: {{name: x, namespace: test}}\n"))
+    assert run.code == 2 and f"kind {kind!r} is not supported by the simulated lab; did you mean {meant}?" in run.err
