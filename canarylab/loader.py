@@ -12,8 +12,9 @@ It reads YAML the way ``kubectl`` turns it into JSON, and refuses hostile input 
 
 Values come out as JSON (dicts with string keys, lists, str, int, float, bool, None). As in Kubernetes'
 YAML-to-JSON step, timestamps stay strings, scalar keys become strings, and merge keys (``<<: *base``) are
-honoured; aliases are expanded into copies, never shared objects. Duplicate keys, non-scalar keys, recursive
-aliases, custom tags and ``.inf``/``.nan`` are errors naming the line. Every failure is a :class:`LoadError`
+honoured; aliases are expanded into copies, never shared objects. Non-scalar keys, recursive aliases, custom
+tags and ``.inf``/``.nan`` are errors naming the line; a duplicate key is an error too unless the caller takes it
+as a warning (``on_duplicate``: the last value wins, as in kubectl). Every failure is a :class:`LoadError`
 (a :class:`~canarylab.errors.UserError`, exit code 2) naming the file, the line and the limit or rule.
 
 The parser is libyaml's (PyYAML's C extension) when present; documents are built from its event stream

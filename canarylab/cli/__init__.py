@@ -95,9 +95,9 @@ def _add_engine_flags(p: argparse.ArgumentParser) -> None:
 def add_validate_flag(p: argparse.ArgumentParser) -> None:
     """``--validate=strict|warn|ignore`` (kubectl's word) for every command that reads a user's YAML."""
     p.add_argument("--validate", choices=["strict", "warn", "ignore"], default="strict",
-                   help="unknown or duplicate fields in your YAML (manifests, scenario, keymap): strict (default) "
-                        "refuses them (exit 2), warn prints a warning and drops them, ignore drops them silently; "
-                        "as kubectl --validate")
+                   help="unknown fields in your YAML (manifests, scenario, keymap): strict (default) refuses "
+                        "them (exit 2), warn prints a warning and drops them, ignore drops them silently; as "
+                        "kubectl --validate")
 
 
 def _add_lab_inputs(p: argparse.ArgumentParser) -> None:

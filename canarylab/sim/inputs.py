@@ -15,7 +15,7 @@ from canarylab.engine.spec import SpecError, parse_canary, parse_metric_template
 from canarylab.errors import UserError
 from canarylab.loader import load_documents, read_text
 from canarylab.manifests import seed_lab
-from canarylab.validation import STRICT, WARN, accepted_versions, validate_object
+from canarylab.validation import IGNORE, STRICT, accepted_versions, validate_object
 from canarylab.validation.openapi import show
 
 ACCEPTED_KINDS = (
@@ -40,8 +40,9 @@ def lab_objects(files: Sequence[str] = (), *, validate: str = STRICT, warnings: 
     given: list[tuple[Obj, str]] = []
     for path in files:
         notes: list[str] = []
-        docs = load_documents(path, on_duplicate=None if validate == STRICT else notes.append)
-        if validate == WARN and warnings is not None:
+        # kubectl accepts a duplicate key and keeps the last value (its YAML-to-JSON step); say so, at least
+        docs = load_documents(path, on_duplicate=notes.append)
+        if validate != IGNORE and warnings is not None:
             warnings += notes
         if not any(d is not None for d in docs):
             raise UserError(f"{path}: holds no YAML documents (the file is empty or has only comments); give at "

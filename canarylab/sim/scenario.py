@@ -75,8 +75,8 @@ def load_scenario(path: str, *, validate: str = "strict", warnings: list[str] | 
     ``"ignore"`` drops it silently.
     """
     notes: list[str] = []
-    docs = load_documents(path, on_duplicate=None if validate == "strict" else notes.append)
-    if validate == "warn" and warnings is not None:
+    docs = load_documents(path, on_duplicate=notes.append)  # the last value wins, as for manifests: say so
+    if validate != "ignore" and warnings is not None:
         warnings += notes
     docs = [d for d in docs if d is not None]
     if not docs:

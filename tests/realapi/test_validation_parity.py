@@ -147,3 +147,21 @@ def test_validate_warn_lets_unknown_fields_through_as_kubectl_does(lab_crds: Con
         ours = validate_object(copy.deepcopy(doc), "warn")
         assert not refused and "unknown field" in answer, (name, answer)
         assert not ours.errors and ours.warnings, (name, ours.findings)
+
+
+def test_a_duplicate_key_is_accepted_like_kubectl_does_with_a_warning(lab_crds: ControlPlane, kube_namespace: str,
+                                                                      tmp_path: Any) -> None:
+    from canarylab.sim.inputs import lab_objects
+
+    text = (bootstrap_file("workloads", "podinfo-canary.yaml").read_text()
+            .replace("threshold: 5", "threshold: 5\n    threshold: 3"))
+    done = lab_crds.kubectl("apply", "--dry-run=server", "--validate=strict", "-n", kube_namespace, "-f", "-",
+                            input=text.replace("namespace: test", f"namespace: {kube_namespace}", 1), check=False)
+    assert done.returncode == 0, done.stderr  # kubectl's YAML-to-JSON keeps the last value, silently
+    path = tmp_path / "canary.yaml"
+    path.write_text(text)
+    warnings: list[str] = []
+    objects = lab_objects([str(path)], warnings=warnings)
+    canary = next(o for o in objects if o["kind"] == "Canary")
+    assert canary["spec"]["analysis"]["threshold"] == 3
+    assert len(warnings) == 1 and "the key 'threshold' appears twice" in warnings[0]

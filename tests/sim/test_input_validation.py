@@ -113,12 +113,14 @@ def test_an_empty_scenario_is_an_error_naming_the_file(simulate: Simulate, write
     assert run.code == 2 and f"{path}: holds no YAML documents" in run.err
 
 
-def test_a_duplicate_key_is_an_error_unless_validate_warn(simulate: Simulate, write: Write) -> None:
+def test_a_duplicate_key_is_a_warning_and_the_last_value_wins_as_with_kubectl(simulate: Simulate,
+                                                                             write: Write) -> None:
     path = write("canary.yaml", SEED_CANARY.replace("threshold: 5", "threshold: 5\n    threshold: 3"))
-    strict = simulate("-f", path)
-    assert strict.code == 2 and "the key 'threshold' appears twice in the same mapping" in strict.err
-    warn = simulate("-f", path, "--validate=warn")
-    assert warn.code == 0 and "warning:" in warn.err and "appears twice" in warn.err
+    run = simulate("-f", path)
+    assert run.code == 0, run.err
+    assert "warning: " in run.err and "line 32, column 5: the key 'threshold' appears twice in the same mapping; " \
+           "the last one is used." in run.err
+    assert "appears twice" not in simulate("-f", path, "--validate=ignore").err
 
 
 def test_a_file_that_is_not_utf8_is_refused(simulate: Simulate, tmp_path: object) -> None:
