@@ -54,16 +54,21 @@ def test_the_gate_holds_promotion_until_the_scenario_opens_it(simulate: Simulate
     assert run.messages[-1] == "Promotion completed! Scaling down podinfo.test"
 
 
-def test_ab_testing_is_valid_flagger_yaml_that_the_engine_refuses_clearly(simulate: Simulate) -> None:
-    # Flagger accepts this Canary (it passes the CRD schema); canarylab cannot route by header yet and says so.
-    from canarylab.loader import load_documents
-    from canarylab.validation import validate_object
+def test_ab_testing_routes_the_insiders_to_the_canary_for_ten_iterations(simulate: Simulate) -> None:
+    run = simulate("-f", example("ab-testing.yaml"), "--json")
+    assert run.code == 0, run.err
+    messages = [o["message"] for o in run.objects if o["kind"] == "event"]
+    assert [m for m in messages if "canary iteration" in m][-1].endswith("iteration 10/10")
+    assert not [o for o in run.objects if o["kind"] == "event" and o["type"] == "Warning"
+                and "not ready" not in o["message"]]
+    assert run.objects[-1]["canaries"][0]["phase"] == "Succeeded"
 
-    (canary,) = load_documents(example("ab-testing.yaml"))
-    assert not validate_object(canary).findings
-    run = simulate("-f", example("ab-testing.yaml"))
-    assert run.code == 2 and "Traceback" not in run.err
-    assert "(Canary podinfo): spec.analysis.match: A/B testing is not supported by canarylab yet" in run.err
+
+def test_ab_testing_on_the_smi_router_is_refused_naming_the_fix(simulate: Simulate, write: Callable[..., str]) -> None:
+    text = Path(example("ab-testing.yaml")).read_text().replace("provider: gatewayapi:v1beta1", "provider: linkerd")
+    run = simulate("-f", write("ab-smi.yaml", text))
+    assert run.code == 2 and "spec.analysis.match: A/B testing needs header matching" in run.err
+    assert "use provider gatewayapi:v1beta1" in run.err
 
 
 def test_the_metric_template_needs_a_prometheus_and_says_so(simulate: Simulate) -> None:
@@ -72,7 +77,8 @@ def test_the_metric_template_needs_a_prometheus_and_says_so(simulate: Simulate) 
     assert any("error-rate" in m and "--prometheus" in m for m in run.messages), run.out
 
 
-@pytest.mark.parametrize("name", ["canary.yaml", "gates.yaml", "blue-green.yaml", "metric-template.yaml"])
+@pytest.mark.parametrize("name", ["canary.yaml", "gates.yaml", "blue-green.yaml", "ab-testing.yaml",
+                                  "metric-template.yaml"])
 def test_examples_pass_flaggers_crd_schema(name: str) -> None:
     from canarylab.loader import load_documents
     from canarylab.validation import validate_object
