@@ -34,8 +34,9 @@ def lab_objects(files: Sequence[str] = (), *, validate: str = STRICT, warnings: 
     """The seed lab with the files' objects applied on top (same kind/namespace/name replaces).
 
     Every object is validated as the API server would (:func:`canarylab.validation.validate_object`) and kept
-    as it would store it (nulls dropped, defaults set). ``validate`` is ``--validate``; with ``warn``, the
-    warnings are appended to ``warnings``. When any file holds a Canary, the seed's Canary is left out.
+    as it would store it (nulls dropped, defaults set). ``validate`` is ``--validate``; what it lets through
+    with ``warn``, and duplicate keys (unless ``ignore``), are appended to ``warnings``. When any file holds a
+    Canary, the seed's Canary is left out.
     """
     given: list[tuple[Obj, str]] = []
     for path in files:
