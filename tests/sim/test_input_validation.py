@@ -294,3 +294,26 @@ def test_the_keymap_follows_validate(tmp_path: object) -> None:
 def test_a_misspelled_kind_names_the_kind_meant(simulate: Simulate, write: Write, kind: str, meant: str) -> None:
     run = simulate("-f", write("x.yaml", f"apiVersion: v1\nkind: {kind}\nmetadata: {{name: x, namespace: test}}\n"))
     assert run.code == 2 and f"kind {kind!r} is not supported by the simulated lab; did you mean {meant}?" in run.err
+
+
+@pytest.mark.parametrize("change, expected", [
+    ("  replicas: 3\n", "spec.replicas: unknown field"),
+    ("  updateStrategy: {type: RollingUpdate, rollingUpdate: {maxUnavailable: 0}}\n",
+     "spec.updateStrategy.rollingUpdate.maxUnavailable: may not be 0 when `maxSurge` is 0"),
+    ("  updateStrategy: {type: Canary}\n", "spec.updateStrategy.type: must be RollingUpdate or OnDelete"),
+])  # fmt: skip
+def test_a_daemonset_is_validated_like_the_api_server_does(simulate: Simulate, write: Write, change: str,
+                                                           expected: str) -> None:
+    daemon = textwrap.dedent("""\
+        apiVersion: apps/v1
+        kind: DaemonSet
+        metadata: {name: agent, namespace: test}
+        spec:
+          selector: {matchLabels: {app: agent}}
+          template:
+            metadata: {labels: {app: agent}}
+            spec: {containers: [{name: agent, image: stefanprodan/podinfo:3.1.0}]}
+        """)
+    assert simulate("-f", write("ds.yaml", daemon)).code == 0
+    run = simulate("-f", write("ds.yaml", daemon + change))
+    assert run.code == 2 and one_paragraph(run.err) and f"(DaemonSet agent): {expected}" in run.err, run.err
