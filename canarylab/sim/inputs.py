@@ -23,6 +23,8 @@ ACCEPTED_KINDS = (
     "Ingress", "Canary", "MetricTemplate", "AlertProvider", "ConfigMap", "Secret",
 )  # fmt: skip
 CLUSTER_SCOPED = ("Namespace",)
+MAX_REPORTED = 10
+"""Bad documents named in one message; the rest are counted."""
 
 
 def read_file(path: str) -> str:
@@ -39,6 +41,7 @@ def lab_objects(files: Sequence[str] = (), *, validate: str = STRICT, warnings: 
     Canary, the seed's Canary is left out.
     """
     given: list[tuple[Obj, str]] = []
+    refused: list[str] = []  # every bad document of every file, reported together
     for path in files:
         notes: list[str] = []
         # kubectl accepts a duplicate key and keeps the last value (its YAML-to-JSON step); say so, at least
@@ -52,7 +55,14 @@ def lab_objects(files: Sequence[str] = (), *, validate: str = STRICT, warnings: 
             if doc is None:
                 continue
             where = f"{path}: document {index}"
-            given.append((check_object(doc, where, validate=validate, warnings=warnings), where))
+            try:
+                given.append((check_object(doc, where, validate=validate, warnings=warnings), where))
+            except UserError as err:
+                refused.append(str(err))
+    if refused:
+        more = f" ({len(refused) - MAX_REPORTED} more documents have problems too.)" if len(refused) > MAX_REPORTED \
+            else ""
+        raise UserError(" ".join(refused[:MAX_REPORTED]) + more)
     seed = [(check_object(doc, "the seed lab"), "the seed lab") for doc in seed_lab()]
     if any(d.get("kind") == "Canary" for d, _ in given):
         seed = [(d, w) for d, w in seed if d.get("kind") != "Canary"]

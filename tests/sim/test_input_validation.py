@@ -317,3 +317,15 @@ def test_a_daemonset_is_validated_like_the_api_server_does(simulate: Simulate, w
     assert simulate("-f", write("ds.yaml", daemon)).code == 0
     run = simulate("-f", write("ds.yaml", daemon + change))
     assert run.code == 2 and one_paragraph(run.err) and f"(DaemonSet agent): {expected}" in run.err, run.err
+
+
+def test_every_bad_document_is_named_in_the_one_paragraph(simulate: Simulate, write: Write) -> None:
+    service = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: test}\n" \
+              "spec: {selector: [app], ports: [{port: 80}]}\n"
+    path = write("two.yaml", deployment(minReadySeconds="abc") + "---\n" + service)
+    run = simulate("-f", path)
+    assert run.code == 2 and one_paragraph(run.err)
+    assert f'{path}: document 1 (Deployment podinfo): spec.minReadySeconds: must be an integer (got "abc").' in run.err
+    assert f'{path}: document 2 (Service web): spec.selector: must be a mapping (got ["app"]).' in run.err
+    many = simulate("-f", write("many.yaml", "---\n".join([service] * 13)))
+    assert many.code == 2 and one_paragraph(many.err) and "(3 more documents have problems too.)" in many.err
