@@ -26,6 +26,7 @@ ROOTS: dict[str, str] = {
     "v1/Secret": "io.k8s.api.core.v1.Secret",
     "v1/Namespace": "io.k8s.api.core.v1.Namespace",
     "autoscaling/v2/HorizontalPodAutoscaler": "io.k8s.api.autoscaling.v2.HorizontalPodAutoscaler",
+    "networking.k8s.io/v1/Ingress": "io.k8s.api.networking.v1.Ingress",
     "meta/v1/ObjectMeta": "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
 }
 """``apiVersion/kind`` -> the definition that describes it (ObjectMeta also serves the CRDs' metadata)."""

@@ -229,6 +229,8 @@ def test_a_service_selector_list_is_refused(simulate: Simulate, write: Write) ->
      "spec.parentRefs[0].port: must be at least 1 (got 0)"),
     ("apiVersion: v1\nkind: Namespace\nmetadata: {name: team-a, lables: {x: y}}\n",
      "metadata.lables: unknown field; did you mean labels?"),
+    ("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web, namespace: test}\n"
+     "spec: {ingressClassName: nginx, rule: []}\n", "spec.rule: unknown field; did you mean rules?"),
 ])  # fmt: skip
 def test_every_field_the_lab_reads_is_validated_with_its_path(simulate: Simulate, write: Write, text: str,
                                                               expected: str) -> None:
