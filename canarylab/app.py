@@ -85,6 +85,8 @@ class CanaryLabApp(App[None]):
     def on_mount(self) -> None:
         self._unsubscribe = self.lab.engine.subscribe(self._pending.append)  # non-blocking sink
         self.push_screen(OverviewScreen())
+        for note in getattr(self.lab, "warnings", ()):  # --validate=warn: printed before, shown here too
+            self.notify(str(note), title="your YAML", severity="warning", timeout=20)
         if self._start_lab:
             self.run_worker(self._start(), group="lab", exit_on_error=False)
         self.set_interval(self._refresh_interval, self._coalesce)

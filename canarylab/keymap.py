@@ -7,15 +7,16 @@ binding id to keys, e.g. ``bump: ctrl+b`` or ``quit: q,ctrl+q``, or per key with
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from textual.binding import Binding
 
 from canarylab.errors import UserError
+from canarylab.loader import LoadError, load_yaml
 
 
 @dataclass(frozen=True)
@@ -53,34 +54,46 @@ def bindings() -> list[Binding]:
     return [Binding(k.keys, k.action, k.description, show=k.show, id=PREFIX + k.id) for k in KEYS]
 
 
-def _check(source: str, mapping: object) -> dict[str, str]:
+def _check(source: str, mapping: object, validate: str = "strict", warnings: list[str] | None = None) -> dict[str, str]:
     if not isinstance(mapping, Mapping):
         raise UserError(f"{source}: expected a mapping of binding id to keys, e.g. 'bump: ctrl+b'.")
     out: dict[str, str] = {}
     for key, value in mapping.items():
         if key not in BY_ID:
-            raise UserError(f"{source}: unknown binding id {key!r}; known ids: {', '.join(BY_ID)}.")
+            close = difflib.get_close_matches(str(key), list(BY_ID), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            message = f"{source}: unknown binding id {key!r}{hint} (known ids: {', '.join(BY_ID)})"
+            if validate == "strict":
+                raise UserError(message + ".")
+            if validate == "warn" and warnings is not None:
+                warnings.append(message + "; ignored (--validate=warn).")
+            continue
         if not isinstance(value, str) or not value.strip():
             raise UserError(f"{source}: binding {key!r} needs keys as text, e.g. '{key}: ctrl+x' (got {value!r}).")
         out[PREFIX + key] = value.strip()
     return out
 
 
-def load_keymap(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The user's remapping (binding id -> keys) from the keymap file and ``CANARYLAB_KEY_*`` variables."""
+def load_keymap(env: Mapping[str, str] | None = None, *, validate: str = "strict",
+                warnings: list[str] | None = None) -> dict[str, str]:
+    """The user's remapping (binding id -> keys) from the keymap file and ``CANARYLAB_KEY_*`` variables.
+
+    An unknown binding id is an error; with ``validate="warn"`` a warning appended to ``warnings`` (``"ignore"``:
+    skipped silently), as ``--validate`` does for manifests.
+    """
     env = os.environ if env is None else env
     explicit = env.get("CANARYLAB_KEYMAP")
     path = Path(explicit) if explicit else Path.home() / ".config" / "canarylab" / "keymap.yaml"
     keymap: dict[str, str] = {}
     if path.is_file():
         try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as err:
-            raise UserError(f"keymap {path}: cannot read it ({err}); fix or remove the file.") from None
-        keymap.update(_check(f"keymap {path}", data))
+            data = load_yaml(path) or {}
+        except LoadError as err:
+            raise UserError(f"keymap {err} Fix or remove the file.") from None
+        keymap.update(_check(f"keymap {path}", data, validate, warnings))
     elif explicit:
         raise UserError(f"CANARYLAB_KEYMAP={explicit}: no such file; point it at a YAML keymap or unset it.")
     for name, value in env.items():
         if name.startswith("CANARYLAB_KEY_"):
-            keymap.update(_check(name, {name.removeprefix("CANARYLAB_KEY_").lower(): value}))
+            keymap.update(_check(name, {name.removeprefix("CANARYLAB_KEY_").lower(): value}, validate, warnings))
     return keymap

@@ -8,9 +8,8 @@ import sysconfig
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from canarylab.errors import UserError
+from canarylab.loader import parse_documents
 
 
 def _find_data(name: str = "bootstrap", marker: str = "workloads") -> Path:
@@ -44,14 +43,9 @@ def bootstrap_file(*parts: str) -> Path:
 
 
 def load_documents(text: str, source: str) -> list[dict[str, Any]]:
-    """Every non-empty YAML document in ``text``; a clear error naming ``source`` when it is not YAML."""
-    try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err)
-        raise UserError(f"{source}:{where} is not valid YAML: {problem}.") from None
+    """Every non-empty YAML document in ``text``, read by the safe loader; a clear error naming ``source`` when it
+    is not YAML or a document is not a Kubernetes object."""
+    docs = [d for d in parse_documents(text, source) if d is not None]
     for i, doc in enumerate(docs, 1):
         if not isinstance(doc, dict) or "kind" not in doc:
             raise UserError(f"{source}: document {i} is not a Kubernetes object (it needs apiVersion, kind, metadata).")

@@ -92,9 +92,18 @@ def _add_engine_flags(p: argparse.ArgumentParser) -> None:
                    help="how often the leader renews and followers try (default 2s)")
 
 
+def add_validate_flag(p: argparse.ArgumentParser) -> None:
+    """``--validate=strict|warn|ignore`` (kubectl's word) for every command that reads a user's YAML."""
+    p.add_argument("--validate", choices=["strict", "warn", "ignore"], default="strict",
+                   help="unknown fields in your YAML (manifests, scenario, keymap): strict (default) refuses "
+                        "them (exit 2), warn prints a warning and drops them, ignore drops them silently; as "
+                        "kubectl --validate")
+
+
 def _add_lab_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--filename", dest="files", action="append", default=[], metavar="FILE",
                    help="manifests to apply on top of the seed lab (multi-document YAML); repeatable")
+    add_validate_flag(p)
     p.add_argument("--prometheus", metavar="URL|local",
                    help="answer every metric check from this Prometheus; 'local' starts the prometheus "
                         "binary on a free 127.0.0.1 port, scraping the simulated lab (real time)")
@@ -144,6 +153,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
 
     p = sub.add_parser("ui", help="the dashboard and the engine on a real cluster")
     _add_cluster_inputs(p)
+    add_validate_flag(p)  # the keymap file is YAML the user gives
     handlers["ui"] = "canarylab.cli.demo:run_ui"
 
     p = sub.add_parser("engine", help="the engine headless on a real cluster (events as text or JSON)")

@@ -34,10 +34,13 @@ def run_demo(args: argparse.Namespace) -> int:
         from canarylab.sim.lab import SimLab
     except ImportError as err:
         raise UserError(f"the simulated lab is not available in this build ({err}).") from None
-    keymap = keys.load_keymap()
+    notes: list[str] = []
+    keymap = keys.load_keymap(validate=getattr(args, "validate", "strict"), warnings=notes)
     speed = args.speed or (1.0 if args.prometheus else 5.0)
     lab = SimLab(args.files, speed=speed, prometheus=args.prometheus, metrics_port=args.metrics_port,
-                 readonly=args.readonly)
+                 readonly=args.readonly, validate=getattr(args, "validate", "strict"))
+    for note in [*notes, *lab.warnings]:
+        print(f"canarylab: warning: {note}", file=sys.stderr, flush=True)
     asyncio.run(_serve(lab, keymap))
     return 0
 
@@ -51,7 +54,10 @@ def run_ui(args: argparse.Namespace) -> int:
             "canarylab ui needs the cluster adapter (canarylab.kube.lab), which this build does not have yet; "
             "use `canarylab demo` for the simulated lab meanwhile."
         ) from None
-    keymap = keys.load_keymap()
+    notes: list[str] = []
+    keymap = keys.load_keymap(validate=getattr(args, "validate", "strict"), warnings=notes)
+    for note in notes:
+        print(f"canarylab: warning: {note}", file=sys.stderr, flush=True)
     lab = KubeLab(args.context, args.namespaces, readonly=args.readonly, in_cluster=args.in_cluster)
     asyncio.run(_serve(lab, keymap))
     return 0

@@ -40,12 +40,16 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--timeout {args.timeout}: {err}.") from None
     if timeout <= 0:
         raise UserError(f"--timeout {args.timeout}: must be longer than 0s.")
-    objects = lab_objects(args.files)
+    validate = getattr(args, "validate", "strict")
+    notes: list[str] = []  # --validate=warn findings, and objects the lab sets aside
+    objects = lab_objects(args.files, validate=validate, warnings=notes)
     if args.scenario:
-        steps = load_scenario(args.scenario)
+        steps = load_scenario(args.scenario, validate=validate, warnings=notes)
         check_against_lab(steps, objects, args.scenario)
     else:
         steps = default_scenario(objects)
+    for note in notes:
+        print(f"canarylab: warning: {note}", file=sys.stderr, flush=True)
     session = Simulation(objects, steps, as_json=args.json, timeout=timeout, speed=args.speed,
                          prometheus=args.prometheus, metrics_port=args.metrics_port,
                          send_alerts=getattr(args, "send_alerts", False))

@@ -2,8 +2,9 @@
 
 :func:`parse_canary` returns a :class:`Canary` or raises :class:`SpecError` listing EVERY problem as
 ``<field path>: <rule> (got <value>)``, e.g. ``spec.analysis.stepWeight: must be between 1 and 100 (got -5)``.
-Unknown extra fields are accepted (users bring Flagger YAML unchanged), and the defaults are Flagger's
-(flagger-spec section 10).
+The models accept extra fields (the engine also reads Canaries an API server already validated); the strict
+check of what a user writes, against Flagger's CRD schema, happens before, in ``canarylab.validation``. The
+defaults are Flagger's (flagger-spec section 10).
 """
 
 from __future__ import annotations

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from canarylab.errors import UserError
+from canarylab.loader import LoadError, parse_documents, read_text
 from canarylab.manifests import bootstrap_file
 
 TOOLS = ("kind", "kubectl", "linkerd", "helm")
@@ -63,12 +62,13 @@ def load_versions(text: str | None = None) -> Versions:
     source = str(path) if override else "bootstrap/versions.yaml"
     try:
         if text is None:
-            text = path.read_text()
-        loaded = yaml.safe_load(text) or {}
-    except OSError as err:
-        raise UserError(f"cannot read {source}: {err.strerror}. Set CANARYLAB_VERSIONS to a readable file.") from None
-    except yaml.YAMLError as err:
-        raise UserError(f"{source} is not valid YAML: {err}") from None
+            text = read_text(path)
+        docs = [d for d in parse_documents(text, source) if d is not None]
+    except LoadError as err:
+        raise UserError(f"{err} Set CANARYLAB_VERSIONS to a readable versions file, or unset it.") from None
+    if len(docs) > 1:
+        raise UserError(f"{source}: holds {len(docs)} YAML documents; a versions file is one mapping.")
+    loaded = docs[0] if docs else {}
     raw: dict[str, Any] = loaded if isinstance(loaded, dict) else {}
     tools: dict[str, ToolPin] = {}
     for name, spec in (raw.get("tools") or {}).items():

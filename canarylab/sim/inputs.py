@@ -6,47 +6,64 @@ Every problem is reported as one paragraph naming the file, the document, the fi
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from canarylab.engine.kinds import Obj
 from canarylab.engine.spec import SpecError, parse_canary, parse_metric_template
 from canarylab.errors import UserError
-from canarylab.manifests import load_documents, seed_lab
+from canarylab.loader import load_documents, read_text
+from canarylab.manifests import seed_lab
+from canarylab.validation import IGNORE, STRICT, accepted_versions, validate_object
+from canarylab.validation.openapi import show
 
 ACCEPTED_KINDS = (
     "Namespace", "Deployment", "DaemonSet", "Service", "HorizontalPodAutoscaler", "TrafficSplit", "HTTPRoute",
     "Ingress", "Canary", "MetricTemplate", "AlertProvider", "ConfigMap", "Secret",
 )  # fmt: skip
 CLUSTER_SCOPED = ("Namespace",)
+MAX_REPORTED = 10
+"""Bad documents named in one message; the rest are counted."""
 
 
 def read_file(path: str) -> str:
-    """The text of a user's file, or a :class:`UserError` saying why it cannot be read."""
-    try:
-        return Path(path).read_text()
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file.") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a directory; give a YAML file.") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: cannot be read ({err}).") from None
+    """The text of a user's file, or a :class:`UserError` saying why it cannot be read (or is too large)."""
+    return read_text(path)
 
 
-def lab_objects(files: Sequence[str] = ()) -> list[Obj]:
+def lab_objects(files: Sequence[str] = (), *, validate: str = STRICT, warnings: list[str] | None = None) -> list[Obj]:
     """The seed lab with the files' objects applied on top (same kind/namespace/name replaces).
 
-    When any file holds a Canary, the seed's Canary is left out.
+    Every object is validated as the API server would (:func:`canarylab.validation.validate_object`) and kept
+    as it would store it (nulls dropped, defaults set). ``validate`` is ``--validate``; what it lets through
+    with ``warn``, and duplicate keys (unless ``ignore``), are appended to ``warnings``. When any file holds a
+    Canary, the seed's Canary is left out.
     """
     given: list[tuple[Obj, str]] = []
+    refused: list[str] = []  # every bad document of every file, reported together
     for path in files:
-        docs = load_documents(read_file(path), path)
+        notes: list[str] = []
+        # kubectl accepts a duplicate key and keeps the last value (its YAML-to-JSON step); say so, at least
+        docs = load_documents(path, on_duplicate=notes.append)
+        if validate != IGNORE and warnings is not None:
+            warnings += notes
+        if not any(d is not None for d in docs):
+            raise UserError(f"{path}: holds no YAML documents (the file is empty or has only comments); give at "
+                            "least one Kubernetes object, e.g. a Canary (see examples/).")
         for index, doc in enumerate(docs, 1):
+            if doc is None:
+                continue
             where = f"{path}: document {index}"
-            check_object(doc, where)
-            given.append((doc, where))
-    seed = [(doc, "the seed lab") for doc in seed_lab()]
+            try:
+                given.append((check_object(doc, where, validate=validate, warnings=warnings), where))
+            except UserError as err:
+                refused.append(str(err))
+    if refused:
+        more = f" ({len(refused) - MAX_REPORTED} more documents have problems too.)" if len(refused) > MAX_REPORTED \
+            else ""
+        raise UserError(" ".join(refused[:MAX_REPORTED]) + more)
+    seed = [(check_object(doc, "the seed lab"), "the seed lab") for doc in seed_lab()]
     if any(d.get("kind") == "Canary" for d, _ in given):
         seed = [(d, w) for d, w in seed if d.get("kind") != "Canary"]
     objects: dict[tuple[str, str, str], tuple[Obj, str]] = {}
@@ -87,63 +104,40 @@ def _check_refs(canary: Obj, where: str, present: set[tuple[str, str, str]]) -> 
                         f"namespace {ns} of the lab: add it with -f, or remove autoscalerRef.")
 
 
-def check_object(doc: Obj, where: str) -> None:
-    """Refuse an object the lab cannot hold, naming the field and the rule."""
+def check_object(doc: Any, where: str, *, validate: str = STRICT, warnings: list[str] | None = None) -> Obj:
+    """The object as the lab holds it (validated, nulls dropped, defaults set), or a :class:`UserError`
+    naming every problem with its field path."""
+    if not isinstance(doc, dict) or "kind" not in doc:
+        raise UserError(f"{where}: is not a Kubernetes object (it needs apiVersion, kind and metadata; got "
+                        f"{show(doc)}).")
     kind = doc.get("kind")
     if kind not in ACCEPTED_KINDS:
-        raise UserError(f"{where}: kind {kind!r} is not supported by the simulated lab (it accepts "
-                        f"{', '.join(ACCEPTED_KINDS)}).")
+        known = "is not simulated by the lab" if isinstance(kind, str) and accepted_versions(kind) else \
+            "is not supported by the simulated lab"
+        hint = ""
+        if isinstance(kind, str):
+            lowered = {k.lower(): k for k in ACCEPTED_KINDS}
+            close = [lowered[kind.lower()]] if kind.lower() in lowered else \
+                difflib.get_close_matches(kind, ACCEPTED_KINDS, n=1, cutoff=0.7)
+            hint = f"; did you mean {close[0]}?" if close else ""
+        raise UserError(f"{where}: kind {kind!r} {known}{hint} (it accepts {', '.join(ACCEPTED_KINDS)}).")
     meta = doc.get("metadata")
-    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta.get("name"):
-        raise UserError(f"{where} ({kind}): metadata.name is required and must be a string.")
-    label = f"{where} ({kind} {meta['name']})"
-    if kind == "Canary":
-        try:
-            parse_canary(doc)
-        except SpecError as err:
-            raise UserError(f"{label}: {'; '.join(str(p) for p in err.problems)}.") from None
-    elif kind == "MetricTemplate":
-        try:
-            parse_metric_template(doc)
-        except SpecError as err:
-            raise UserError(f"{label}: {'; '.join(str(p) for p in err.problems)}.") from None
-    elif kind in ("Deployment", "DaemonSet"):
-        _check_deployment(doc, label)
-    elif kind == "Service":
-        ports = _get(doc, "spec", "ports")
-        if not isinstance(ports, list) or not ports or not all(isinstance(p, dict) and "port" in p for p in ports):
-            raise UserError(f"{label}: spec.ports must list at least one port, each with a port number.")
-    elif kind == "HorizontalPodAutoscaler":
-        target = _get(doc, "spec", "scaleTargetRef", "name")
-        high = _get(doc, "spec", "maxReplicas")
-        low = _get(doc, "spec", "minReplicas")
-        low = 1 if low is None else low
-        if not isinstance(target, str) or not target:
-            raise UserError(f"{label}: spec.scaleTargetRef.name is required.")
-        if not isinstance(high, int) or high < 1:
-            raise UserError(f"{label}: spec.maxReplicas must be an integer of at least 1 (got {high!r}).")
-        if not isinstance(low, int) or not 1 <= low <= high:
-            raise UserError(f"{label}: spec.minReplicas must be an integer between 1 and maxReplicas {high} "
-                            f"(got {low!r}).")
-
-
-def _check_deployment(doc: Obj, label: str) -> None:
-    replicas = _get(doc, "spec", "replicas")
-    if replicas is not None and (not isinstance(replicas, int) or replicas < 0):
-        raise UserError(f"{label}: spec.replicas must be an integer >= 0 (got {replicas!r}).")
-    selector = _get(doc, "spec", "selector", "matchLabels")
-    if not isinstance(selector, dict) or not selector:
-        raise UserError(f"{label}: spec.selector.matchLabels is required (e.g. app: {doc['metadata']['name']}).")
-    labels = _get(doc, "spec", "template", "metadata", "labels") or {}
-    if not isinstance(labels, dict) or any(labels.get(k) != v for k, v in selector.items()):
-        raise UserError(f"{label}: spec.template.metadata.labels must carry every spec.selector.matchLabels entry "
-                        f"(selector {selector}, template labels {labels}).")
-    containers = _get(doc, "spec", "template", "spec", "containers")
-    if not isinstance(containers, list) or not containers:
-        raise UserError(f"{label}: spec.template.spec.containers must list at least one container.")
-    for i, c in enumerate(containers):
-        if not isinstance(c, dict) or not c.get("name") or not c.get("image"):
-            raise UserError(f"{label}: spec.template.spec.containers[{i}] needs a name and an image.")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    label = f"{where} ({kind} {name})" if isinstance(name, str) and name else f"{where} ({kind})"
+    result = validate_object(doc, validate)
+    if warnings is not None:
+        warnings += [f"{label}: {w}" for w in result.warnings]
+    if result.errors:
+        raise UserError(f"{label}: {'; '.join(str(e) for e in result.errors)}.")
+    obj = result.obj
+    try:
+        if kind == "Canary":
+            parse_canary(obj)
+        elif kind == "MetricTemplate":
+            parse_metric_template(obj)
+    except SpecError as err:
+        raise UserError(f"{label}: {'; '.join(str(p) for p in err.problems)}.") from None
+    return obj
 
 
 def _get(doc: Any, *path: str) -> Any:

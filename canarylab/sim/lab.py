@@ -53,8 +53,11 @@ class SimLab:
 
     def __init__(self, files: Sequence[str] = (), *, speed: float | None = None, prometheus: str | None = None,
                  metrics_port: int | None = None, readonly: bool = False,
-                 objects: Sequence[Obj] | None = None, send_alerts: bool = False) -> None:
-        self.objects: list[Obj] = list(objects) if objects is not None else lab_objects(files)
+                 objects: Sequence[Obj] | None = None, send_alerts: bool = False, validate: str = "strict") -> None:
+        self.warnings: list[str] = []
+        """What ``--validate=warn`` let through (unknown or duplicate fields), one line each."""
+        self.objects: list[Obj] = list(objects) if objects is not None else \
+            lab_objects(files, validate=validate, warnings=self.warnings)
         if prometheus is not None and speed is None:
             speed = 1.0  # a real Prometheus scrapes and evaluates windows in real time
         self.speed = speed

@@ -7,16 +7,15 @@ problem names the file, the step, the field and the rule.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from canarylab.engine.durations import parse_duration
 from canarylab.engine.kinds import Obj
 from canarylab.errors import UserError
-from canarylab.sim.inputs import read_file
+from canarylab.loader import load_documents
 
 DEFAULT_NAMESPACE = "test"
 DEFAULT_IMAGE = "stefanprodan/podinfo:3.1.1"
@@ -69,30 +68,46 @@ def default_scenario(objects: Iterable[Obj] = ()) -> list[Step]:
     return [Step(0.0, "setImage", namespace, {kind: name, "container": container, "image": DEFAULT_IMAGE}, 1)]
 
 
-def load_scenario(path: str) -> list[Step]:
-    """The steps in a scenario file, sorted by ``at`` (stable), or a :class:`UserError` naming the problem."""
-    text = read_file(path)
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise UserError(f"{path}:{where} is not valid YAML: {getattr(err, 'problem', None) or err}.") from None
-    return parse_steps(doc, path)
+def load_scenario(path: str, *, validate: str = "strict", warnings: list[str] | None = None) -> list[Step]:
+    """The steps in a scenario file, sorted by ``at`` (stable), or a :class:`UserError` naming the problem.
+
+    With ``validate="warn"`` an unknown field of a step is a warning appended to ``warnings`` (and dropped);
+    ``"ignore"`` drops it silently.
+    """
+    notes: list[str] = []
+    docs = load_documents(path, on_duplicate=notes.append)  # the last value wins, as for manifests: say so
+    if validate != "ignore" and warnings is not None:
+        warnings += notes
+    docs = [d for d in docs if d is not None]
+    if not docs:
+        raise UserError(f"{path}: holds no YAML documents (the file is empty or has only comments); a scenario is "
+                        f"a YAML list of steps, e.g. `- at: 0s` / `  setImage: {{deployment: podinfo, container: "
+                        f"podinfod, image: {DEFAULT_IMAGE}}}`.")
+    if len(docs) > 1:
+        raise UserError(f"{path}: holds {len(docs)} YAML documents; a scenario is one YAML list of steps.")
+    return parse_steps(docs[0], path, validate=validate, warnings=warnings)
 
 
-def parse_steps(doc: Any, source: str) -> list[Step]:
+def parse_steps(doc: Any, source: str, *, validate: str = "strict", warnings: list[str] | None = None) -> list[Step]:
     """Validate a parsed scenario document (a list of steps)."""
     if isinstance(doc, dict) and isinstance(doc.get("steps"), list):
         doc = doc["steps"]
     if not isinstance(doc, list):
         raise UserError(f"{source}: a scenario is a YAML list of steps, e.g. `- at: 0s` / "
                         f"`  setImage: {{deployment: podinfo, container: podinfod, image: {DEFAULT_IMAGE}}}`.")
-    steps = [_parse_step(item, f"{source}: step {i}", i) for i, item in enumerate(doc, 1)]
+    notes: list[str] = []
+    steps = [_parse_step(item, f"{source}: step {i}", i, validate, notes) for i, item in enumerate(doc, 1)]
+    if validate == "warn" and warnings is not None:
+        warnings += notes
     return sorted(steps, key=lambda s: s.at)
 
 
-def _parse_step(item: Any, where: str, index: int) -> Step:
+def _nearest(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def _parse_step(item: Any, where: str, index: int, validate: str = "strict", notes: list[str] | None = None) -> Step:
     if not isinstance(item, dict):
         raise UserError(f"{where}: each step is a mapping with `at` and one action ({', '.join(_FIELDS)}).")
     if "at" not in item:
@@ -102,7 +117,8 @@ def _parse_step(item: Any, where: str, index: int) -> Step:
     actions = [k for k in item if k != "at"]
     unknown = [k for k in actions if k not in _FIELDS]
     if unknown:
-        raise UserError(f"{where}: unknown action {unknown[0]!r}: use one of {', '.join(_FIELDS)}.")
+        raise UserError(f"{where}: {unknown[0]}: unknown action{_nearest(unknown[0], _FIELDS)} (the actions are "
+                        f"{', '.join(_FIELDS)}).")
     if len(actions) != 1:
         raise UserError(f"{where}: a step has exactly one action besides `at` (found "
                         f"{', '.join(actions) if actions else 'none'}).")
@@ -117,10 +133,15 @@ def _parse_step(item: Any, where: str, index: int) -> Step:
         if "daemonset" in args:
             required = (required - {"deployment"}) | {"daemonset"}
     allowed = required | optional | {"namespace"}
-    for key in args:
+    for key in list(args):
         if key not in allowed:
-            raise UserError(f"{where}: {action}.{key} is not a field of {action} (it takes "
-                            f"{', '.join(sorted(allowed))}).")
+            message = (f"{where}: {action}.{key}: unknown field{_nearest(key, allowed)} ({action} takes "
+                       f"{', '.join(sorted(allowed))})")
+            if validate == "strict":
+                raise UserError(message + ".")
+            if notes is not None and validate == "warn":
+                notes.append(message + "; ignored (--validate=warn).")
+            args = {k: v for k, v in args.items() if k != key}
     for key in sorted(required):
         if key not in args:
             raise UserError(f"{where}: {action}.{key} is required.")

@@ -41,9 +41,9 @@ def test_builtin_objects_are_valid_kubernetes(rel: str) -> None:
         kubernetes_validate.validate(doc, K8S, strict=True)  # raises ValidationError with the field path
 
 
-def test_the_crds_define_canary_and_metrictemplate_with_status_and_printer_columns() -> None:
+def test_the_crds_are_flaggers_own_with_status_and_printer_columns() -> None:
     crds = {d["spec"]["names"]["kind"]: d for d in docs("crds/flagger.yaml")}
-    assert set(crds) == {"Canary", "MetricTemplate"}
+    assert set(crds) == {"Canary", "MetricTemplate", "AlertProvider"}
     canary = crds["Canary"]["spec"]
     assert canary["group"] == "flagger.app" and canary["scope"] == "Namespaced"
     version = canary["versions"][0]
@@ -110,7 +110,7 @@ def test_the_prometheus_access_policy_targets_viz_prometheus_admin() -> None:
 
 def test_every_bootstrap_file_is_covered_by_these_tests() -> None:
     covered = {*BUILTIN_FILES, "workloads/podinfo-canary.yaml", "kind.yaml", "versions.yaml",
-               "linkerd/prometheus-access.yaml"}
+               "linkerd/prometheus-access.yaml", "crds/smi-trafficsplit.yaml"}
     present = {str(p.relative_to(BOOTSTRAP)) for p in BOOTSTRAP.rglob("*.yaml")}
     assert present == covered
 
@@ -123,3 +123,15 @@ def test_the_engine_accepts_the_canaries_up_applies(variant: str) -> None:
     if variant == "gatewayapi":
         assert canary.spec.provider == "gatewayapi:v1beta1"
         assert canary.spec.service.gateway_refs[0]["name"] == "podinfo"
+
+
+def test_the_trafficsplit_crd_is_the_schema_canarylab_validates_against() -> None:
+    from canarylab.validation import accepted_versions, validate_object
+
+    (crd,) = docs("crds/smi-trafficsplit.yaml")
+    assert crd["spec"]["names"]["kind"] == "TrafficSplit" and accepted_versions("TrafficSplit") == (
+        "split.smi-spec.io/v1alpha2",)
+    split = {"apiVersion": "split.smi-spec.io/v1alpha2", "kind": "TrafficSplit",
+             "metadata": {"name": "podinfo", "namespace": "test"},
+             "spec": {"service": "podinfo", "backends": [{"service": "podinfo-primary", "weight": -1}]}}
+    assert [str(f) for f in validate_object(split).findings] == ["spec.backends[0].weight: must be at least 0 (got -1)"]

@@ -296,14 +296,16 @@ def test_a_deployment_whose_selector_misses_its_labels_exits_2(simulate: Simulat
 
 def test_bad_scenarios_exit_2_naming_step_field_and_rule(simulate: Simulate, write: Write) -> None:
     cases = {
-        "- at: 0s\n  explode: {deployment: podinfo}\n": "step 1: unknown action 'explode'",
+        "- at: 0s\n  explode: {deployment: podinfo}\n": "step 1: explode: unknown action",
         "- at: soon\n  abort: {canary: podinfo}\n": "step 1: at must be a duration",
         "- at: 0s\n  fault: {deployment: podinfo, errorRate: 2}\n": "fault.errorRate must be a number between 0 and 1",
         "- at: 0s\n  fault: {deployment: nope, errorRate: 0.1}\n": "fault.deployment: Deployment nope does not exist",
         "- at: 0s\n  setImage: {deployment: podinfo, container: app, image: x}\n": "has no container 'app'",
         "- at: 0s\n  gate: {canary: podinfo, open: maybe}\n": "gate.open must be true or false",
         "- at: 0s\n  abort: {canary: other}\n": "Canary other does not exist",
-        "- at: 0s\n  promote: {canary: podinfo, now: true}\n": "promote.now is not a field",
+        "- at: 0s\n  promote: {canary: podinfo, now: true}\n": "promote.now: unknown field",
+        "- at: 0s\n  setImage: {deployment: podinfo, contianer: podinfod, image: x}\n":
+            "setImage.contianer: unknown field; did you mean container?",
         "steps: nope\n": "a scenario is a YAML list of steps",
         "- [unclosed\n": "is not valid YAML",
     }
