@@ -117,7 +117,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
 
     p = sub.add_parser("tools", help="manage the lab's command-line tools")
     tools = p.add_subparsers(dest="tools_command", metavar="ACTION", required=True)
-    tools.add_parser("install", help="download pinned kind, kubectl, linkerd and helm into the user cache")
+    p = tools.add_parser("install", help="download the pinned release binaries into the user cache (SHA-256 checked)")
+    p.add_argument("--runtime", choices=["kind", "kwok"], default="kind",
+                   help="kind: kind, kubectl, linkerd, helm (default); kwok: kube-apiserver, "
+                        "kube-controller-manager, kube-scheduler, kubectl, etcd, kwok for `up --runtime kwok`")
     handlers["tools"] = "canarylab.cli.lab:run_tools"
 
     return parser, handlers

@@ -10,9 +10,9 @@ from canarylab.errors import UserError
 from canarylab.lab.installer import Event, Installer, LabFailed, LogLine, StepEvent
 from canarylab.lab.preflight import doctor
 from canarylab.lab.runner import DryRunRunner, Runner, ShRunner, cmd
-from canarylab.lab.state import LabState, bin_dir, check_name, context_of, lab_dir
-from canarylab.lab.tools import install_all
-from canarylab.lab.versions import TOOLS, current_platform, load_versions
+from canarylab.lab.state import LabState, bin_dir, check_name, context_of, kwok_bin_dir, lab_dir
+from canarylab.lab.tools import ByteMeter, install_all
+from canarylab.lab.versions import KWOK_TOOLS, TOOLS, current_platform, load_versions
 
 Print = Callable[[str], None]
 
@@ -117,16 +117,37 @@ def run_doctor(args: argparse.Namespace, *, runner: Runner | None = None, out: P
     return 0 if ok else 1
 
 
+def _stderr(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
 def run_tools(args: argparse.Namespace, *, out: Print = print) -> int:
-    """``canarylab tools install``: the pinned tools into the lab's bin directory, checksums verified."""
+    """``canarylab tools install [--runtime kind|kwok]``: the pinned tools into the lab's bin directory, every
+    checksum verified before anything is installed."""
     if args.tools_command != "install":  # argparse only offers install today
         raise UserError(f"unknown tools action {args.tools_command!r}: use `canarylab tools install`.")
     versions = load_versions()
-    dest = bin_dir()
     plat = current_platform()
-    install_all([versions.tools[t] for t in TOOLS], plat, dest, progress=out)
-    out(f"Done. canarylab looks in {dest} before PATH; to use these tools in your shell too: "
-        f'export PATH="{dest}:$PATH"')
+    runtime = getattr(args, "runtime", "kind")
+    if runtime == "kwok":
+        pins, dest = versions.kwok_tools, kwok_bin_dir()
+        missing = [t for t in KWOK_TOOLS if t not in pins]
+        if missing:
+            raise UserError(f"the versions file has no kwok_tools entry for {', '.join(missing)}; restore them from "
+                            "bootstrap/versions.yaml or unset CANARYLAB_VERSIONS.")
+        chosen = [pins[t] for t in KWOK_TOOLS]
+    else:
+        dest = bin_dir()
+        chosen = [versions.tools[t] for t in TOOLS]
+    meter = ByteMeter(_stderr, tty=sys.stderr.isatty())
+    install_all(chosen, plat, dest, progress=out, on_bytes=meter)
+    if runtime == "kwok":
+        out(f"Done. `canarylab up --runtime kwok` finds them in {dest}; `eval \"$(canarylab env)\"` puts its kubectl "
+            "on your PATH once the lab is up.")
+    else:
+        out(f"Done. canarylab looks in {dest} before PATH; to use these tools in your shell too: "
+            f'export PATH="{dest}:$PATH"')
     return 0
 
 
