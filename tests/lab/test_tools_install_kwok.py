@@ -61,8 +61,8 @@ def mirror_versions(base: str, files: dict[str, bytes], tmp_path: Path, *, wrong
                      "archive_member": "etcd-{version}-{os}-{arch}/etcd", "sha256": {plat: sha(archive)}}
     kwok = script("kwok")
     files[f"/kwok/v0.7.0/kwok-{plat}"] = kwok
-    tools["kwok"] = {"version": "v0.7.0", "min_version": "0.6.0", "url": f"{base}/kwok/{{version}}/kwok-{{os}}-{{arch}}",
-                     "sha256": {plat: sha(kwok)}}
+    tools["kwok"] = {"version": "v0.7.0", "min_version": "0.6.0",
+                     "url": f"{base}/kwok/{{version}}/kwok-{{os}}-{{arch}}", "sha256": {plat: sha(kwok)}}
     if wrong is not None:
         tools[wrong]["sha256"] = {plat: "0123456789abcdef" * 4}
     path = tmp_path / "versions.yaml"
