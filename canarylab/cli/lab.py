@@ -53,6 +53,10 @@ def _interactive() -> bool:
 
 def run_up(args: argparse.Namespace, *, runner: Runner | None = None, out: Print = print) -> int:
     """Build the lab step by step, then open the dashboard on it (unless ``--no-tui``)."""
+    if getattr(args, "runtime", "kind") == "kwok":
+        from canarylab.cli.kwok import run_up as run_up_kwok
+
+        return run_up_kwok(args)
     name = check_name(args.name)
     versions = load_versions()
     if args.dry_run:
@@ -90,7 +94,13 @@ def _open_dashboard(context: str, out: Print) -> int:
 
 
 def run_down(args: argparse.Namespace, *, runner: Runner | None = None, out: Print = print) -> int:
-    """Delete the lab's kind cluster, and only a cluster canarylab created."""
+    """Stop the Docker-free lab (when it is there, or with ``--runtime kwok``), else delete the lab's kind
+    cluster, and only a cluster canarylab created."""
+    runtime = getattr(args, "runtime", None)
+    if runtime == "kwok" or (runtime is None and runner is None and _kwok_lab_present()):
+        from canarylab.cli.kwok import run_down as run_down_kwok
+
+        return run_down_kwok(args)
     name = check_name(args.name)
     state = LabState.load(name)
     if not state.created:
@@ -110,8 +120,18 @@ def run_down(args: argparse.Namespace, *, runner: Runner | None = None, out: Pri
     return 0
 
 
+def _kwok_lab_present() -> bool:
+    from canarylab.kwok import state
+
+    return state.lab_dir().exists()
+
+
 def run_doctor(args: argparse.Namespace, *, runner: Runner | None = None, out: Print = print) -> int:
     """Print the preflight report; exit 1 when a check is fatal."""
+    if getattr(args, "runtime", "kind") == "kwok":
+        from canarylab.cli.kwok import run_doctor as run_doctor_kwok
+
+        return run_doctor_kwok(args)
     report, ok = doctor(runner or _default_runner(), load_versions(), check_name(args.name))
     out(report)
     return 0 if ok else 1

@@ -17,6 +17,8 @@ from canarylab.errors import UserError
 
 LAB_CONTEXT = "kind-canarylab"
 """The context ``canarylab up`` creates (kind names contexts ``kind-<cluster>``)."""
+KWOK_CONTEXT = "canarylab-kwok"
+"""The context of the Docker-free lab (``canarylab up --runtime kwok``), in the lab's own kubeconfig."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class Target:
     server: str
     kubeconfig: str | None
     created_by_canarylab: bool
+    gateway: str | None = None
+    """The Docker-free lab's data plane (``http://127.0.0.1:PORT``): its in-cluster URLs are reached there."""
 
 
 def kubeconfig_paths(kubeconfig: str | None = None) -> list[Path]:
@@ -56,16 +60,41 @@ def _load(paths: list[Path]) -> dict[str, Any]:
 
 
 def created_contexts() -> set[str]:
-    """Contexts ``canarylab up`` created (the lab engineer's state files)."""
+    """Contexts ``canarylab up`` created (the kind labs' state files, and the Docker-free lab while it is up)."""
     from canarylab.lab.state import created_contexts as lab_created
 
-    return lab_created()
+    found = lab_created()
+    if _kwok_lab() is not None:
+        found.add(KWOK_CONTEXT)
+    return found
+
+
+def _kwok_lab() -> tuple[str, str] | None:
+    """``(kubeconfig, gateway)`` of the Docker-free lab when it is up and ready."""
+    from canarylab.kwok import state
+
+    record = state.ready()
+    return None if record is None else (record.kubeconfig, record.gateway)
 
 
 def resolve(context: str | None, kubeconfig: str | None = None) -> Target:
     """The context to use. Without ``--context`` only the lab's own context qualifies, and only if canarylab
     created it; anything else is a :class:`UserError` that says what to do."""
     created = created_contexts()
+    kwok = _kwok_lab()
+    if context is None and kwok is not None:
+        if LAB_CONTEXT in created:
+            raise UserError(f"two canarylab labs are up: the Docker-free lab ({KWOK_CONTEXT}) and the kind lab "
+                            f"({LAB_CONTEXT}); say which with --context {KWOK_CONTEXT} or --context {LAB_CONTEXT}.")
+        context = KWOK_CONTEXT
+    if context == KWOK_CONTEXT:
+        if kwok is None:
+            raise UserError(f"--context {KWOK_CONTEXT}: the Docker-free lab is not up; start it with "
+                            "`canarylab up --runtime kwok`.")
+        # Always the lab's own kubeconfig: a context of that name elsewhere is not the lab.
+        lab_kubeconfig, gateway = kwok
+        server = server_of(KWOK_CONTEXT, lab_kubeconfig)
+        return Target(KWOK_CONTEXT, server, lab_kubeconfig, True, gateway=gateway or None)
     paths = kubeconfig_paths(kubeconfig)
     config = _load(paths)
     names = [c.get("name") for c in config["contexts"]]
@@ -76,7 +105,8 @@ def resolve(context: str | None, kubeconfig: str | None = None) -> Target:
             hint = f" (your current context is {current!r})" if current else ""
             raise UserError(
                 f"no lab cluster: canarylab did not create the context {LAB_CONTEXT!r}, and it never acts on a "
-                f"context you did not name{hint}. Run `canarylab up` to build the lab, or name a cluster with "
+                f"context you did not name{hint}. Run `canarylab up --runtime kwok` (no Docker needed) or "
+                "`canarylab up` (kind) to build a lab, or name a cluster with "
                 "`canarylab engine --context CTX --namespace NS` (the engine then only acts on Canaries in NS)."
             )
         context = LAB_CONTEXT

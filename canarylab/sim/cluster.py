@@ -103,7 +103,7 @@ class SimCluster(MemoryCluster):
         """Called with ``(pod, "added"|"removed")`` when a pod appears or is gone (the metrics store)."""
         self._ready_index: dict[str, dict[str, set[str]]] = {}  # ns -> "k=v" -> ready pod names
         self._ready_pods: dict[tuple[str, str], SimPod] = {}
-        self._route_sources: dict[tuple[str, str, str], tuple[str, list[tuple[str, int]]]] = {}
+        self._route_sources: RouteSources = {}
         self._hpas: dict[tuple[str, str], Obj] = {}
         self._deployments: dict[tuple[str, str], Obj] = {}
         self._replica_sets: dict[tuple[str, str], set[str]] = {}
@@ -209,24 +209,7 @@ class SimCluster(MemoryCluster):
                 self.canaries[key] = obj
 
     def _index_route(self, kind: str, key: tuple[str, str], obj: Obj | None) -> None:
-        source = (kind, *key)
-        self._route_sources.pop(source, None)
-        if obj is not None:
-            spec = obj.get("spec") or {}
-            if kind == TRAFFIC_SPLIT.kind:
-                apex = spec.get("service") or key[1]
-                backends = [(str(b.get("service", "")), int(b.get("weight", 0) or 0))
-                            for b in spec.get("backends") or []]
-            else:
-                parents = [p.get("name") for p in spec.get("parentRefs") or [] if p.get("kind") == "Service"]
-                apex = parents[0] if parents else key[1]
-                rules = spec.get("rules") or [{}]
-                backends = [(str(b.get("name", "")), int(b.get("weight", 1) if b.get("weight") is not None else 1))
-                            for b in rules[-1].get("backendRefs") or []]
-            self._route_sources[source] = (str(apex), backends)
-        self.routes = {}
-        for (_, ns, _), (apex, backends) in sorted(self._route_sources.items()):
-            self.routes.setdefault((ns, apex), backends)
+        self.routes = index_route(self._route_sources, kind, key, obj)
         self.topology += 1
 
     # --------------------------------------------------------------------------------- timers
@@ -466,6 +449,38 @@ class SimCluster(MemoryCluster):
 
 
 # ----------------------------------------------------------------------------------------- helpers
+
+
+def route_backends(kind: str, name: str, obj: Obj) -> tuple[str, list[tuple[str, int]]]:
+    """The apex Service of a TrafficSplit or HTTPRoute and its weighted backends ``[(service, weight)]``."""
+    spec = obj.get("spec") or {}
+    if kind == TRAFFIC_SPLIT.kind:
+        apex = spec.get("service") or name
+        backends = [(str(b.get("service", "")), int(b.get("weight", 0) or 0)) for b in spec.get("backends") or []]
+    else:
+        parents = [p.get("name") for p in spec.get("parentRefs") or [] if p.get("kind") == "Service"]
+        apex = parents[0] if parents else name
+        rules = spec.get("rules") or [{}]
+        backends = [(str(b.get("name", "")), int(b.get("weight", 1) if b.get("weight") is not None else 1))
+                    for b in rules[-1].get("backendRefs") or []]
+    return str(apex), backends
+
+
+RouteSources = dict[tuple[str, str, str], tuple[str, list[tuple[str, int]]]]
+
+
+def index_route(sources: RouteSources, kind: str, key: tuple[str, str], obj: Obj | None
+                ) -> dict[tuple[str, str], list[tuple[str, int]]]:
+    """Record (or, with ``obj`` None, forget) one routing object in ``sources``; returns the routes by apex
+    ``(namespace, service)``. When two objects route one apex, the first by kind and name wins."""
+    source = (kind, *key)
+    sources.pop(source, None)
+    if obj is not None:
+        sources[source] = route_backends(kind, key[1], obj)
+    routes: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    for (_, ns, _), (apex, backends) in sorted(sources.items()):
+        routes.setdefault((ns, apex), backends)
+    return routes
 
 
 def _resolve(value: Any, desired: int, *, up: bool) -> int:

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urlsplit
 
-from canarylab.sim.cluster import SimCluster, SimPod
+from canarylab.engine.kinds import Obj
+from canarylab.engine.ports import Clock
+from canarylab.sim.cluster import ServiceInfo, SimPod
 from canarylab.sim.metrics import LinkerdMetrics
 from canarylab.sim.workloads import (
     APP_PODINFO,
     HEALTHY,
     Behaviour,
+    Fault,
     HttpAnswer,
     app_of_image,
     behaviour,
@@ -29,6 +33,26 @@ BACKGROUND_RPS = 3.0
 """Requests per second a few real users send to every Canary's apex Service."""
 SLICE_SECONDS = 1.0
 CLUSTER_DOMAIN = "svc.cluster.local"
+
+
+class Topology(Protocol):
+    """Where traffic can go: what the network reads from a cluster. :class:`~canarylab.sim.cluster.SimCluster`
+    keeps it for the simulated lab; :class:`~canarylab.sim.attached.ClusterView` from a real API server."""
+
+    clock: Clock
+    services: dict[tuple[str, str], ServiceInfo]
+    routes: dict[tuple[str, str], list[tuple[str, int]]]
+    canaries: dict[tuple[str, str], Obj]
+    pods: dict[tuple[str, str], dict[str, SimPod]]
+    topology: int
+
+    def ready_pods(self, namespace: str, selector: dict[str, str]) -> list[SimPod]:
+        """Ready pods matching every entry of ``selector``, sorted by name."""
+        ...
+
+    def fault_of(self, pod: SimPod) -> Fault | None:
+        """The fault injected into the pod's Deployment, if any."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -54,7 +78,7 @@ class Load:
 class Traffic:
     """The lab's network: resolves URLs to pods, answers single requests, and runs the time slices."""
 
-    def __init__(self, cluster: SimCluster, metrics: LinkerdMetrics, *, home_namespace: str = "test",
+    def __init__(self, cluster: Topology, metrics: LinkerdMetrics, *, home_namespace: str = "test",
                  seed: int = 1) -> None:
         self.cluster = cluster
         self.metrics = metrics
