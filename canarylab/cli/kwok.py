@@ -34,7 +34,7 @@ def run_down(args: argparse.Namespace) -> int:
     if control.stop():
         print(f"The Docker-free lab is stopped and its files removed. Logs stay in {state.logs_dir()}.")
     else:
-        print("The Docker-free lab is not up; nothing to stop.")
+        print("No canarylab lab is up (neither the Docker-free lab nor a kind lab canarylab created); nothing to stop.")
     return 0
 
 

@@ -97,7 +97,11 @@ def run_down(args: argparse.Namespace, *, runner: Runner | None = None, out: Pri
     """Stop the Docker-free lab (when it is there, or with ``--runtime kwok``), else delete the lab's kind
     cluster, and only a cluster canarylab created."""
     runtime = getattr(args, "runtime", None)
-    if runtime == "kwok" or (runtime is None and runner is None and _kwok_lab_present()):
+    # Without --runtime: the Docker-free lab when it is there, or when there is no kind lab of that name either
+    # (then `down` says nothing is up, exit 0: it is idempotent).
+    default_kwok = runtime is None and runner is None and (
+        _kwok_lab_present() or (args.name == "canarylab" and not LabState.load(args.name).created))
+    if runtime == "kwok" or default_kwok:
         from canarylab.cli.kwok import run_down as run_down_kwok
 
         return run_down_kwok(args)

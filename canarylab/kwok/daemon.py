@@ -78,7 +78,9 @@ class Progress:
 def kubectl(binary: Path, kubeconfig: Path, *args: str, input: str | None = None,
             timeout: float = 120.0) -> str:
     """Run the pinned kubectl on the lab (never any other context); its output, or a UserError naming it."""
-    argv = [str(binary), "--kubeconfig", str(kubeconfig), "--context", state.CONTEXT, *args]
+    # The discovery cache goes to the lab's directory, not ~/.kube/cache: the lab writes nothing of the user's.
+    argv = [str(binary), "--kubeconfig", str(kubeconfig), "--context", state.CONTEXT,
+            "--cache-dir", str(state.lab_dir() / "kube-cache"), *args]
     log.info("$ kubectl %s", " ".join(args))
     try:
         done = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, check=False)
