@@ -51,7 +51,8 @@ def _add_lab_inputs(p: argparse.ArgumentParser) -> None:
                    help="answer every metric check from this Prometheus; 'local' starts the prometheus "
                         "binary on a free 127.0.0.1 port, scraping the simulated lab (real time)")
     p.add_argument("--metrics-port", type=_port, metavar="PORT",
-                   help="serve the simulated Linkerd metrics in Prometheus text format on 127.0.0.1:PORT")
+                   help="serve the simulated Linkerd metrics and the engine's flagger_canary_* series in "
+                        "Prometheus text format on 127.0.0.1:PORT")
 
 
 def _add_cluster_inputs(p: argparse.ArgumentParser) -> None:
@@ -89,6 +90,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
                    help="run X times real time (default: virtual time, as fast as possible)")
     p.add_argument("--timeout", default="1h", metavar="DURATION",
                    help="give up after this much lab time (default 1h), exit 3")
+    p.add_argument("--send-alerts", action="store_true",
+                   help="post analysis.alerts to their AlertProviders (default: print them, send nothing)")
     handlers["simulate"] = "canarylab.cli.simulate:run"
 
     p = sub.add_parser("ui", help="the dashboard and the engine on a real cluster")
@@ -98,6 +101,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
     p = sub.add_parser("engine", help="the engine headless on a real cluster (events as text or JSON)")
     _add_cluster_inputs(p)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--metrics-addr", metavar="HOST:PORT",
+                   help="serve Flagger's metrics (flagger_canary_*) on /metrics, and /healthz and /readyz, "
+                        "at HOST:PORT (:PORT binds 127.0.0.1)")
     handlers["engine"] = "canarylab.cli.engine:run"
 
     p = sub.add_parser("up", help="build the local lab: on kind (Docker), or --runtime kwok without Docker")

@@ -17,10 +17,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from canarylab.engine.events import EngineEvent, EngineNotice, KubeEvent
+from canarylab import __version__
+from canarylab.cli.output import alert_json, alert_text
+from canarylab.engine.events import AlertPosted, EngineEvent, EngineNotice, KubeEvent
+from canarylab.engine.flagger_metrics import FlaggerMetrics
 from canarylab.engine.ports import ClusterError
 from canarylab.errors import UserError
 from canarylab.kube.lab import KubeLab
+from canarylab.metrics_endpoint import MetricsEndpoint, parse_address
 
 
 def stamp(seconds: float) -> str:
@@ -46,6 +50,9 @@ def printer(json_lines: bool, out: TextIO, start: float) -> Callable[[EngineEven
     def sink(event: EngineEvent) -> None:
         if isinstance(event, KubeEvent):
             line = json.dumps(event_json(event, start)) if json_lines else event_text(event)
+        elif isinstance(event, AlertPosted):
+            line = json.dumps(alert_json(event, round(event.time - start, 3))) if json_lines \
+                else f"{stamp(event.time)} {alert_text(event)}"
         elif isinstance(event, EngineNotice):
             line = json.dumps({"kind": "notice", "time": round(event.time - start, 3), "level": event.level,
                                "namespace": event.namespace, "name": event.name, "message": event.message}) \
@@ -66,11 +73,36 @@ def log_line(err: TextIO) -> Callable[[str], None]:
     return write
 
 
-async def serve(lab: KubeLab, json_lines: bool, out: TextIO) -> None:
+class Probes:
+    """``/healthz`` and ``/readyz`` for ``--metrics-addr``: alive while the engine task runs; ready once it is
+    connected and watching."""
+
+    def __init__(self, lab: KubeLab) -> None:
+        self.lab = lab
+        self.started = False
+
+    def healthz(self) -> tuple[bool, str]:
+        failed = self.lab.failed_task()
+        return (failed is None, "OK" if failed is None else f"the engine stopped: {failed}")
+
+    def readyz(self) -> tuple[bool, str]:
+        if not self.started:
+            return False, "connecting to the API server"
+        return self.healthz()
+
+
+async def serve(lab: KubeLab, json_lines: bool, out: TextIO, endpoint: MetricsEndpoint | None = None,
+                probes: Probes | None = None) -> None:
     """Start the lab, print events until cancelled, stop the lab."""
     await lab.connect()
     await lab.start()
     unsubscribe = lab.engine.subscribe(printer(json_lines, out, lab.clock.now()))
+    if endpoint is not None:
+        recorder = FlaggerMetrics(lab.engine.facts, version=__version__, mesh_provider="linkerd")
+        lab.engine.subscribe(recorder.record)
+        endpoint.sources.append(recorder.exposition)
+    if probes is not None:
+        probes.started = True
     try:
         await lab.join()  # the engine runs until cancelled (Ctrl-C)
     finally:
@@ -79,11 +111,23 @@ async def serve(lab: KubeLab, json_lines: bool, out: TextIO) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``canarylab engine --context CTX [--namespace NS]... [--readonly] [--json] [--in-cluster]``."""
+    """``canarylab engine --context CTX [--namespace NS]... [--readonly] [--json] [--in-cluster]
+    [--metrics-addr HOST:PORT]``."""
     lab = KubeLab(args.context, args.namespaces, readonly=args.readonly, in_cluster=args.in_cluster, wait=True,
                   log=log_line(sys.stderr))
+    endpoint = probes = None
+    if args.metrics_addr is not None:
+        host, port = parse_address(args.metrics_addr, "--metrics-addr")
+        probes = Probes(lab)
+        endpoint = MetricsEndpoint(host, port, [], probes={"/healthz": probes.healthz, "/readyz": probes.readyz})
+        endpoint.start()
+        log_line(sys.stderr)(f"serving Flagger's metrics on http://{endpoint.target}/metrics "
+                             "(and /healthz, /readyz)")
     try:
-        asyncio.run(serve(lab, args.json, sys.stdout))
+        asyncio.run(serve(lab, args.json, sys.stdout, endpoint, probes))
     except ClusterError as err:
         raise UserError(f"the engine stopped: {err}") from None
+    finally:
+        if endpoint is not None:
+            endpoint.stop()
     return 0

@@ -13,11 +13,12 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from canarylab.cli.output import alert_json, alert_text
 from canarylab.engine.clock import run_virtual, sleep_or_wake
 from canarylab.engine.commands import Abort, Pause, Promote, Resume
 from canarylab.engine.controller import EngineError
 from canarylab.engine.durations import parse_duration
-from canarylab.engine.events import EngineEvent, KubeEvent, PhaseChanged, StatusChanged
+from canarylab.engine.events import AlertPosted, EngineEvent, KubeEvent, PhaseChanged, StatusChanged
 from canarylab.engine.kinds import Obj
 from canarylab.engine.ports import ClusterError
 from canarylab.errors import UserError
@@ -46,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         steps = default_scenario()
     session = Simulation(objects, steps, as_json=args.json, timeout=timeout, speed=args.speed,
-                         prometheus=args.prometheus, metrics_port=args.metrics_port)
+                         prometheus=args.prometheus, metrics_port=args.metrics_port,
+                         send_alerts=getattr(args, "send_alerts", False))
     if args.speed is None and args.prometheus is None:
         return run_virtual(session.main())
     return asyncio.run(session.main())
@@ -57,8 +59,10 @@ class Simulation:
 
     def __init__(self, objects: Sequence[Obj], steps: Sequence[Step], *, as_json: bool = False,
                  timeout: float = 3600.0, speed: float | None = None, prometheus: str | None = None,
-                 metrics_port: int | None = None, out: TextIO | None = None, err: TextIO | None = None) -> None:
-        self.lab = SimLab(speed=speed, prometheus=prometheus, metrics_port=metrics_port, objects=objects)
+                 metrics_port: int | None = None, out: TextIO | None = None, err: TextIO | None = None,
+                 send_alerts: bool = False) -> None:
+        self.lab = SimLab(speed=speed, prometheus=prometheus, metrics_port=metrics_port, objects=objects,
+                          send_alerts=send_alerts)
         self.steps = list(steps)
         self.as_json = as_json
         self.timeout = timeout
@@ -71,6 +75,8 @@ class Simulation:
     def _on_event(self, event: EngineEvent) -> None:
         if isinstance(event, KubeEvent):
             self._print_event(event)
+        elif isinstance(event, AlertPosted):
+            self._print_alert(event)
         elif isinstance(event, PhaseChanged):
             if event.new not in NOT_STARTED:
                 self.started.add((event.namespace, event.name))
@@ -93,6 +99,17 @@ class Simulation:
         else:
             whole = int(at)
             line = f"+{whole // 60:02d}:{whole % 60:02d} {event.type} {event.name}.{event.namespace} {event.message}"
+        print(line, file=self.out, flush=True)
+
+    def _print_alert(self, event: AlertPosted) -> None:
+        if self.finished:
+            return
+        at = self._since_start(event.time)
+        if self.as_json:
+            line = json.dumps(alert_json(event, round(at, 3)))
+        else:
+            whole = int(at)
+            line = f"+{whole // 60:02d}:{whole % 60:02d} {alert_text(event)}"
         print(line, file=self.out, flush=True)
 
     def _phases(self) -> dict[tuple[str, str], Obj]:
@@ -137,6 +154,7 @@ class Simulation:
                 last_step_at = now
             done = all(statuses.get(key, {}).get("phase") in DONE for key in self.started)
             if zero is not None and not pending and done and now >= last_step_at + grace:
+                await self.lab.engine.settle()  # the tick that finished the run still sends its alerts
                 return self._finish(EXIT_FAILED if any(statuses[k].get("phase") == "Failed" for k in self.started)
                                     else EXIT_SUCCEEDED)
             if now >= deadline:

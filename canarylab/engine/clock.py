@@ -109,6 +109,8 @@ class _VirtualSelector:
         return []
 
     def _has_foreign_io(self) -> bool:
+        if self._loop.executor_jobs:
+            return True  # a thread works for the loop (getaddrinfo before a connect, a file read)
         own = self._loop.own_fds()
         return any(key.fd not in own for key in self._inner.get_map().values())
 
@@ -121,6 +123,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def __init__(self) -> None:
         self._virtual_now = 0.0
+        self.executor_jobs = 0
+        """Calls running in the executor: real work in flight, like a socket, so virtual time must not jump."""
         super().__init__()
         self._selector = _VirtualSelector(self, self._selector)  # type: ignore[has-type,arg-type]
 
@@ -130,6 +134,15 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def advance(self, seconds: float) -> None:
         if seconds > 0:
             self._virtual_now += seconds
+
+    def run_in_executor(self, executor: Any, func: Callable[..., T], *args: Any) -> asyncio.Future[T]:  # type: ignore[override]
+        future = super().run_in_executor(executor, func, *args)
+        self.executor_jobs += 1
+        future.add_done_callback(self._executor_job_done)
+        return future
+
+    def _executor_job_done(self, _: object) -> None:
+        self.executor_jobs -= 1
 
     def own_fds(self) -> set[int]:
         fds = set()

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from canarylab.engine.alerts import Alerts, NoAlerts
 from canarylab.engine.events import EngineEvent, EngineNotice, KubeEvent
 from canarylab.engine.kinds import Kind, Obj
 from canarylab.engine.ports import Clock, Cluster, Metrics, WatchEvent, WebhookCall, Webhooks
@@ -75,6 +76,7 @@ class TickContext:
     obj: Obj
     notes: RunNotes
     metrics_server: str = "http://prometheus.linkerd-viz:9090"
+    alerts: Alerts = field(default_factory=NoAlerts)
 
     @property
     def status(self) -> dict[str, Any]:

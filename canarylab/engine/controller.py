@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from canarylab.engine import finalizer, routing
+from canarylab.engine.alerts import Alerts, NoAlerts
 from canarylab.engine.clock import sleep_or_wake
 from canarylab.engine.commands import Abort, Command, OpenGate, Pause, Promote, Resume
 from canarylab.engine.context import RunNotes, TickCluster, TickContext, template_hash
@@ -35,8 +36,10 @@ from canarylab.engine.events import (
     KubeEvent,
     PhaseChanged,
     StatusChanged,
+    TickFinished,
     WeightChanged,
 )
+from canarylab.engine.flagger_metrics import CanaryFacts
 from canarylab.engine.kinds import CANARY, DEPLOYMENT, EVENT, HTTP_ROUTE, TRAFFIC_SPLIT, Kind, Obj
 from canarylab.engine.ports import Clock, Cluster, ClusterError, Metrics, WatchEvent, WebhookCall, Webhooks
 from canarylab.engine.spec import Canary, SpecError, parse_canary
@@ -128,7 +131,7 @@ class Engine:
 
     def __init__(self, cluster: Cluster, metrics: Metrics, webhooks: Webhooks, clock: Clock, *,
                  namespaces: Collection[str] | None = None, readonly: bool = False,
-                 metrics_server: str = "http://prometheus.linkerd-viz:9090") -> None:
+                 metrics_server: str = "http://prometheus.linkerd-viz:9090", alerts: Alerts | None = None) -> None:
         self.cluster = cluster
         self.metrics = metrics
         self.webhooks = webhooks
@@ -136,6 +139,8 @@ class Engine:
         self.namespaces = None if namespaces is None else frozenset(namespaces)
         self.readonly = readonly
         self.metrics_server = metrics_server
+        self.alerts: Alerts = alerts or NoAlerts()
+        """Where ``analysis.alerts`` are posted (:class:`~canarylab.engine.alerts.NoAlerts`: reported, not sent)."""
         self._sinks: list[EventSink] = []
         self._slots: dict[tuple[str, str], _Slot] = {}
         self._target_index: dict[tuple[str, str], list[_Slot]] | None = None
@@ -235,6 +240,20 @@ class Engine:
             raise EngineError(f"unknown command {type(command).__name__}")
         slot.wake.set()
 
+    async def settle(self) -> None:
+        """Wait until no tick is in flight (a tick ends its Flagger step: events, hooks and alerts sent)."""
+        for slot in list(self._slots.values()):
+            async with slot.lock:
+                pass
+
+    def facts(self, namespace: str, name: str) -> CanaryFacts | None:
+        """The target, strategy and skipAnalysis of a Canary the engine serves (Flagger's metric labels)."""
+        slot = self._slots.get((namespace, name))
+        if slot is None or slot.canary is None:
+            return None
+        c = slot.canary
+        return CanaryFacts(target=c.target, strategy=c.strategy, skip_analysis=c.skip_analysis)
+
     def canary_states(self) -> list[CanaryState]:
         """A snapshot of every Canary the engine serves, sorted by namespace and name."""
         return [self._state(self._slots[k]) for k in sorted(self._slots)]
@@ -288,9 +307,9 @@ class Engine:
                 obj = current
             ctx = TickContext(cluster=TickCluster(self.cluster), metrics=self.metrics, webhooks=self.webhooks,
                               clock=self.clock, emit=self.emit, canary=canary, obj=obj, notes=slot.notes,
-                              metrics_server=self.metrics_server)  # fmt: skip
+                              metrics_server=self.metrics_server, alerts=self.alerts)  # fmt: skip
             self.ticks += 1
-            started = time.process_time()
+            started, wall = time.process_time(), time.perf_counter()
             try:
                 await advance_canary(ctx)
             except (ClusterError, ValueError, KeyError, TypeError) as err:
@@ -298,6 +317,8 @@ class Engine:
                 self._notice(slot, f"tick failed: {type(err).__name__}: {err}", "error")
             finally:
                 self.tick_cpu += time.process_time() - started
+                self.emit(TickFinished(time=self.clock.now(), namespace=slot.namespace, name=slot.name,
+                                       seconds=time.perf_counter() - wall))
                 slot.obj = {**obj, "status": dict(canary.status)}
 
     async def _finalizer(self, slot: _Slot, canary: Canary, obj: Obj) -> Obj | None:

@@ -92,6 +92,26 @@ class CanaryProblem(EngineEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class AlertPosted(EngineEvent):
+    """An alert for ``provider`` (an AlertProvider's ``name.namespace``): ``sent`` when it was delivered; ``error``
+    says why not (``simulate`` without ``--send-alerts`` computes alerts and sends none: sent False, no error)."""
+
+    provider: str
+    provider_type: str
+    severity: str
+    message: str
+    sent: bool
+    error: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TickFinished(EngineEvent):
+    """One analysis tick of the Canary ran; ``seconds`` of wall-clock time (Flagger's canary_duration_seconds)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
 class CanaryRemoved(EngineEvent):
     """The Canary was deleted; its task stopped."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from canarylab.engine.alerts import raise_alert
 from canarylab.engine.context import TickContext, webhook_payload
 from canarylab.engine.events import WebhookResult
 from canarylab.engine.ports import WebhookCall, WebhookResponse
@@ -39,6 +40,8 @@ async def confirm_rollout(ctx: TickContext) -> bool:
             if ctx.phase != "Waiting":
                 await set_phase(ctx, "Waiting")
                 await ctx.warn(f"Halt {c.key} advancement waiting for approval {hook.name}")
+                if not hook.mute_alert:
+                    await raise_alert(ctx, "Canary is waiting for approval.", "warn")
             return False
         await ctx.info(f"Confirm-rollout check {hook.name} passed")
     ctx.notes.waiting_gate = None
@@ -53,6 +56,8 @@ async def confirm_traffic_increase(ctx: TickContext) -> bool:
         if not resp.ok:
             ctx.notes.waiting_gate = hook.name
             await ctx.warn(f"Halt {c.key} advancement waiting for traffic increase approval {hook.name}")
+            if not hook.mute_alert:
+                await raise_alert(ctx, "Canary traffic increase is waiting for approval.", "warn")
             return False
         await ctx.info(f"Confirm-traffic-increase check {hook.name} passed")
     ctx.notes.waiting_gate = None
@@ -69,6 +74,8 @@ async def confirm_promotion(ctx: TickContext) -> bool:
             if ctx.phase != "WaitingPromotion":
                 await set_phase(ctx, "WaitingPromotion")
                 await ctx.warn(f"Halt {c.key} advancement waiting for promotion approval {hook.name}")
+                if not hook.mute_alert:
+                    await raise_alert(ctx, "Canary promotion is waiting for approval.", "warn")
             else:
                 await set_iterations(ctx, c.analysis.iterations - 1)
             return False

@@ -48,10 +48,11 @@ TRAFFIC_SPLIT = Kind("split.smi-spec.io/v1alpha2", "TrafficSplit", "trafficsplit
 HTTP_ROUTE = Kind("gateway.networking.k8s.io/v1beta1", "HTTPRoute", "httproutes")
 CANARY = Kind("flagger.app/v1beta1", "Canary", "canaries")
 METRIC_TEMPLATE = Kind("flagger.app/v1beta1", "MetricTemplate", "metrictemplates")
+ALERT_PROVIDER = Kind("flagger.app/v1beta1", "AlertProvider", "alertproviders")
 
 ALL_KINDS: tuple[Kind, ...] = (
     DEPLOYMENT, SERVICE, POD, CONFIG_MAP, SECRET, EVENT, NAMESPACE, HPA,
-    TRAFFIC_SPLIT, HTTP_ROUTE, CANARY, METRIC_TEMPLATE,
+    TRAFFIC_SPLIT, HTTP_ROUTE, CANARY, METRIC_TEMPLATE, ALERT_PROVIDER,
 )  # fmt: skip
 
 _BY_KIND = {k.kind: k for k in ALL_KINDS}

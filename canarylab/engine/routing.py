@@ -21,23 +21,76 @@ def router_kind(ctx: TickContext) -> Kind:
     return HTTP_ROUTE if ctx.canary.router == "HTTPRoute" else TRAFFIC_SPLIT
 
 
+def gateway_matches(requests: list[Any] | None) -> list[Obj]:
+    """Flagger's ``mapRouteMatches``: Istio-style ``match`` entries as Gateway API ``HTTPRouteMatch``es.
+
+    Headers and query parameters are written in name order (Flagger ranges over a Go map). The spec
+    validation has already refused selectors the Gateway API cannot express.
+    """
+    out: list[Obj] = []
+    for request in requests or []:
+        if not isinstance(request, dict):
+            continue
+        match: Obj = {}
+        uri = request.get("uri") or {}
+        for key, kind in (("regex", "RegularExpression"), ("exact", "Exact"), ("prefix", "PathPrefix")):
+            if uri.get(key):
+                match["path"] = {"type": kind, "value": uri[key]}
+                break
+        method = (request.get("method") or {}).get("exact")
+        if method:
+            match["method"] = method
+        for field, target in (("headers", "headers"), ("queryParams", "queryParams")):
+            found = []
+            for name, condition in sorted((request.get(field) or {}).items()):
+                condition = condition or {}
+                if condition.get("exact"):
+                    found.append({"name": name, "type": "Exact", "value": condition["exact"]})
+                elif condition.get("regex"):
+                    found.append({"name": name, "type": "RegularExpression", "value": condition["regex"]})
+            if found:
+                match[target] = found
+        if match:
+            out.append(match)
+    return out
+
+
+def _merge_matches(analysis: list[Obj], service: list[Obj]) -> list[Obj]:
+    """``mergeMatchConditions``: every service match, with each analysis match's headers and query params."""
+    if not analysis:
+        return service
+    if not service:
+        return analysis
+    merged = []
+    for a in analysis:
+        for s in service:
+            m = dict(s)
+            if a.get("headers"):
+                m["headers"] = a["headers"]
+            if a.get("queryParams"):
+                m["queryParams"] = a["queryParams"]
+            merged.append(m)
+    return merged
+
+
 def _spec(ctx: TickContext, primary: int, canary: int) -> Obj:
     c = ctx.canary
     svc = c.service_name
     if c.router == "HTTPRoute":
         port = c.spec.service.port
         refs = [{k: v for k, v in ref.items()} for ref in c.spec.service.gateway_refs]
-        return {
-            "parentRefs": refs,
-            "hostnames": list(c.spec.service.hosts),
-            "rules": [{
-                "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
-                "backendRefs": [
-                    {"group": "", "kind": "Service", "name": f"{svc}-primary", "port": port, "weight": primary},
-                    {"group": "", "kind": "Service", "name": f"{svc}-canary", "port": port, "weight": canary},
-                ],
-            }],
-        }  # fmt: skip
+        matches = gateway_matches(c.spec.service.match) or [{"path": {"type": "PathPrefix", "value": "/"}}]
+
+        def backend(name: str, weight: int) -> Obj:
+            return {"group": "", "kind": "Service", "name": name, "port": port, "weight": weight}
+
+        rules: list[Obj] = [{"matches": matches,
+                             "backendRefs": [backend(f"{svc}-primary", primary), backend(f"{svc}-canary", canary)]}]
+        if c.analysis.match:
+            # A/B testing: the weighted rule takes the matched requests; everyone else stays on the primary
+            rules[0]["matches"] = _merge_matches(gateway_matches(c.analysis.match), matches)
+            rules.append({"matches": matches, "backendRefs": [backend(f"{svc}-primary", 100)]})
+        return {"parentRefs": refs, "hostnames": list(c.spec.service.hosts), "rules": rules}
     return {
         "service": c.spec.service.hosts[0] if c.spec.service.hosts else svc,
         "backends": [{"service": f"{svc}-canary", "weight": canary},
@@ -51,7 +104,21 @@ def _shape(spec: Obj) -> Any:
         return (spec.get("service"), [b.get("service") for b in spec.get("backends") or []])
     rules = spec.get("rules") or [{}]
     return (spec.get("parentRefs"), spec.get("hostnames") or [],
-            [r.get("name") for r in (rules[0].get("backendRefs") or [])])  # fmt: skip
+            [(_comparable(r.get("matches")), [b.get("name") for b in r.get("backendRefs") or []]) for r in rules])
+
+
+def _comparable(matches: Any) -> Any:
+    """Matches without the API server's defaults (a header match's ``type: Exact``) for comparison."""
+    out = []
+    for m in matches or []:
+        if not isinstance(m, dict):
+            continue
+        m = dict(m)
+        for field in ("headers", "queryParams"):
+            if m.get(field):
+                m[field] = [{**h, "type": h.get("type") or "Exact"} for h in m[field] if isinstance(h, dict)]
+        out.append(m)
+    return out
 
 
 def weights_of(obj: Obj) -> tuple[int, int] | None:
@@ -67,6 +134,8 @@ def weights_of(obj: Obj) -> tuple[int, int] | None:
                 canary = weight
     else:
         for rule in spec.get("rules") or []:
+            if len(rule.get("backendRefs") or []) != 2:
+                continue  # A/B testing: the primary-only rule for unmatched requests carries no split
             for b in rule.get("backendRefs") or []:
                 name, weight = str(b.get("name", "")), int(b.get("weight", 1) or 0)
                 if name.endswith("-primary"):

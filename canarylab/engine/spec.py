@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -69,6 +69,7 @@ class CanaryService(_Model):
     app_protocol: str | None = Field(None, alias="appProtocol")
     hosts: list[str] = Field(default_factory=list)
     gateway_refs: list[dict[str, Any]] = Field(default_factory=list, alias="gatewayRefs")
+    match: list[Any] | None = None
     headless: bool = False
     port_discovery: bool = Field(False, alias="portDiscovery")
     apex: ServiceMeta | None = None
@@ -132,6 +133,14 @@ class CanaryWebhook(_Model):
         return parse_duration(self.timeout)
 
 
+class CanaryAlert(_Model):
+    """``analysis.alerts[]``: post to an AlertProvider the messages this severity admits."""
+
+    name: str
+    severity: Literal["info", "warn", "error", ""] = "info"
+    provider_ref: TemplateRef = Field(alias="providerRef")
+
+
 class CanaryAnalysis(_Model):
     """``spec.analysis``."""
 
@@ -149,6 +158,7 @@ class CanaryAnalysis(_Model):
     canary_ready_threshold: int | None = Field(None, alias="canaryReadyThreshold")
     metrics: list[CanaryMetric] = Field(default_factory=list)
     webhooks: list[CanaryWebhook] = Field(default_factory=list)
+    alerts: list[CanaryAlert] = Field(default_factory=list)
 
 
 class CanarySpec(_Model):
@@ -517,6 +527,45 @@ def _raw_rules(obj: Obj) -> list[Problem]:
             out.append(Problem("spec.analysis.mirror", f"traffic mirroring is not supported by provider "
                                f"{provider} (SMI TrafficSplit): the canary would stay at weight 0; remove "
                                "mirror", analysis["mirror"]))  # fmt: skip
+    if isinstance(provider, str) and provider.startswith("gatewayapi"):
+        raw_service = spec.get("service")
+        service: dict[str, Any] = raw_service if isinstance(raw_service, dict) else {}
+        for where, requests in (("spec.service.match", service.get("match")),
+                                ("spec.analysis.match", (analysis or {}).get("match")
+                                 if isinstance(analysis, dict) else None)):
+            out.extend(_gateway_match_problems(where, requests))
+    return out
+
+
+def _gateway_match_problems(where: str, requests: Any) -> list[Problem]:
+    """What the Gateway API cannot express (Flagger's mapRouteMatches errors), field by field."""
+    if requests is None:
+        return []
+    if not isinstance(requests, list):
+        return [Problem(where, "must be a list of request matches (headers, uri, method, queryParams)", requests)]
+    out: list[Problem] = []
+    for i, request in enumerate(requests):
+        at = f"{where}[{i}]"
+        if not isinstance(request, dict):
+            out.append(Problem(at, "must be a request match (headers, uri, method, queryParams)", request))
+            continue
+        for field, allowed in (("headers", ("exact", "regex")), ("queryParams", ("exact", "regex"))):
+            conditions = request.get(field)
+            if conditions is None:
+                continue
+            if not isinstance(conditions, dict):
+                out.append(Problem(f"{at}.{field}", "must map names to {exact: ...} or {regex: ...}", conditions))
+                continue
+            for name, condition in conditions.items():
+                if not isinstance(condition, dict) or not any(condition.get(k) for k in allowed):
+                    out.append(Problem(f"{at}.{field}.{name}", "the Gateway API matches only exact or regex "
+                                       f"{'header' if field == 'headers' else 'query'} values", condition))
+        uri = request.get("uri")
+        if uri is not None and (not isinstance(uri, dict) or not any(uri.get(k) for k in ("exact", "prefix", "regex"))):
+            out.append(Problem(f"{at}.uri", "the Gateway API matches a path by exact, prefix or regex", uri))
+        method = request.get("method")
+        if method is not None and (not isinstance(method, dict) or not method.get("exact")):
+            out.append(Problem(f"{at}.method", "the Gateway API matches a method only exactly", method))
     return out
 
 
@@ -550,9 +599,6 @@ def _rules(c: Canary) -> list[Problem]:
         out.append(Problem("spec.service.gatewayRefs", "GatewayRefs must be specified when using Gateway API "
                            "as a provider (for Linkerd: the apex Service, group core, kind Service)",
                            has_value=False))  # fmt: skip
-    if provider in GATEWAY_PROVIDERS and c.analysis.match:
-        out.append(Problem("spec.analysis.match", "A/B testing is not supported by canarylab yet; remove match",
-                           c.analysis.match))
     if provider in GATEWAY_PROVIDERS and c.analysis.mirror:
         out.append(Problem("spec.analysis.mirror", "traffic mirroring is not supported by canarylab yet; "
                            "remove mirror", True))

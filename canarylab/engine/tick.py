@@ -8,6 +8,7 @@ Flagger's own rollback and promotion happen, so they take the same paths.
 from __future__ import annotations
 
 from canarylab.engine import configs, hooks, routing, status, targets
+from canarylab.engine.alerts import raise_alert
 from canarylab.engine.checks import providers_online, run_metric_checks
 from canarylab.engine.context import TickContext, template_hash
 from canarylab.engine.kinds import DEPLOYMENT, Obj
@@ -83,6 +84,8 @@ async def advance_canary(ctx: TickContext) -> None:
     if initializing:
         await status.sync_status(ctx, "Initialized", spec_hash, tracked=tracked)
         await ctx.info(f"Initialization done! {c.key}")
+        await raise_alert(ctx, f"New {c.spec.target_ref.kind} detected, initialization completed.", "info",
+                          metadata=True)
         return
     # 12. anything to do?
     if not await _should_advance(ctx, spec_hash, cfgs):
@@ -116,6 +119,7 @@ async def advance_canary(ctx: TickContext) -> None:
         if not await hooks.confirm_rollout(ctx):
             return
         await ctx.info(f"New revision detected! Scaling up {c.target_key}", phase="Progressing")
+        await raise_alert(ctx, "New revision detected, progressing canary analysis.", "info", metadata=True)
         await targets.scale_from_zero(ctx, target)
         await status.sync_status(ctx, "Progressing", spec_hash, tracked=tracked)
         return
@@ -130,6 +134,7 @@ async def advance_canary(ctx: TickContext) -> None:
     if not ready.ready:
         await ctx.warn(ready.error)
         if not ready.retriable:
+            await raise_alert(ctx, f"Progress deadline exceeded {ready.error}", "error")
             await rollback(ctx)
         return
     # 18. skipAnalysis promotes straight away
@@ -139,6 +144,7 @@ async def advance_canary(ctx: TickContext) -> None:
     # 19. rollback hooks
     if ctx.phase in ("Progressing", "Waiting", "WaitingPromotion") and await hooks.rollback_requested(ctx):
         await ctx.warn(f"Rolling back {c.key} manual webhook invoked")
+        await raise_alert(ctx, "Rolling back manual webhook invoked", "warn")
         await rollback(ctx)
         return
     # 20. promotion: wait for the primary (step 13), then route traffic back to it
@@ -155,6 +161,7 @@ async def advance_canary(ctx: TickContext) -> None:
         await status.set_phase(ctx, "Succeeded")
         await hooks.post_rollout(ctx, "Succeeded")
         await ctx.info(f"Promotion completed! Scaling down {c.target_key}")
+        await raise_alert(ctx, "Canary analysis completed successfully, promotion finished.", "info")
         return
     # 22. the threshold is tested at the start of the tick
     if ctx.phase in ("Progressing", "WaitingPromotion") and \
@@ -177,7 +184,9 @@ async def advance_canary(ctx: TickContext) -> None:
         await status.set_failed_checks(ctx, int(ctx.status.get("failedChecks", 0)) + 1)
         return
     # 24. the strategy moves the canary one step
-    if c.strategy == "blue-green":
+    if c.strategy == "ab-testing":
+        await _run_ab(ctx, target, label, value, cfgs)
+    elif c.strategy == "blue-green":
         await _run_blue_green(ctx, target, label, value, cfgs)
     elif c.next_step_weight(canary_weight) > 0:
         if ctx.phase not in ("Promoting", "WaitingPromotion", "Finalising") \
@@ -222,6 +231,7 @@ async def rollback(ctx: TickContext) -> None:
     failed = int(ctx.status.get("failedChecks", 0))
     if failed >= c.threshold:
         await ctx.warn(f"Rolling back {c.key} failed checks threshold reached {failed}")
+        await raise_alert(ctx, f"Failed checks threshold reached {failed}", "error")
     await routing.set_routes(ctx, 100, 0)
     await ctx.warn(f"Canary failed! Scaling down {c.key}", phase="Failed")
     await targets.scale(ctx, c.target, 0)
@@ -239,6 +249,7 @@ async def _failed_promotion(ctx: TickContext, error: str) -> None:
     """``handleFailedPromotion``: the primary broke while promoting; all traffic stays on the canary."""
     c = ctx.canary
     await ctx.warn(f"Promotion of {c.target_key} failed, primary not ready: {error}")
+    await raise_alert(ctx, f"Promotion failed, primary not ready: {error}", "error")
     await routing.set_routes(ctx, 0, 100)
     await status.write_status(ctx, {"phase": "Failed", "canaryWeight": 100})
     await hooks.post_rollout(ctx, "Failed")
@@ -266,6 +277,23 @@ async def _run_canary(ctx: TickContext, target: Obj, label: str, value: str, cfg
     if not await hooks.confirm_promotion(ctx):
         return
     await _promote(ctx, target, label, value, cfgs)
+
+
+async def _run_ab(ctx: TickContext, target: Obj, label: str, value: str, cfgs: list[configs.Config]) -> None:
+    """``runAB``: the matched requests go to the canary (its rule at 0/100) for ``iterations`` ticks, then
+    promotion. Unmatched requests stay on the primary throughout."""
+    c = ctx.canary
+    n = c.analysis.iterations
+    i = int(ctx.status.get("iterations", 0))
+    if n > i:
+        await routing.set_routes(ctx, 0, 100)
+        await status.set_iterations(ctx, i + 1)
+        await ctx.info(f"Advance {c.key} canary iteration {i + 1}/{n}")
+        return
+    if not await hooks.confirm_promotion(ctx):
+        return
+    if n == i:
+        await _promote(ctx, target, label, value, cfgs)
 
 
 async def _run_blue_green(ctx: TickContext, target: Obj, label: str, value: str,
@@ -323,3 +351,4 @@ async def _skip_analysis(ctx: TickContext, target: Obj, label: str, value: str,
     await status.set_phase(ctx, "Succeeded")
     await hooks.post_rollout(ctx, "Succeeded")
     await ctx.info(f"Promotion completed! Canary analysis was skipped for {c.target_key}")
+    await raise_alert(ctx, "Canary analysis was skipped, promotion finished.", "info")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 
+from canarylab.engine.alerts import Alerts
 from canarylab.engine.clock import LoopClock
 from canarylab.engine.kinds import DEPLOYMENT, NAMESPACE
 from canarylab.engine.ports import ClusterError, Conflict, Metrics, NotFound, Webhooks
@@ -46,7 +47,8 @@ class KubeLab:
     def __init__(self, context: str | None, namespaces: Sequence[str], *, readonly: bool = False,
                  in_cluster: bool = False, kubeconfig: str | None = None, wait: bool = False,
                  metrics_server: str = DEFAULT_METRICS_SERVER, metrics: Metrics | None = None,
-                 webhooks: Webhooks | None = None, log: Log | None = None, speed: float = 1.0) -> None:
+                 webhooks: Webhooks | None = None, log: Log | None = None, speed: float = 1.0,
+                 alerts: Alerts | None = None) -> None:
         self.context = context
         self.namespaces = list(dict.fromkeys(namespaces))
         self.readonly = readonly
@@ -59,6 +61,7 @@ class KubeLab:
         self.title = f"context {context}" if context else f"context {config.LAB_CONTEXT}"
         self._metrics = metrics
         self._webhooks = webhooks
+        self._alerts = alerts
         self._engine: Engine | None = None
         self._cluster: KubeCluster | None = None
         self._task: asyncio.Task[None] | None = None
@@ -95,12 +98,14 @@ class KubeLab:
 
     async def start(self) -> None:
         """Connect, wire metrics and webhooks (through the service proxy unless in-cluster), start the engine."""
+        from canarylab.engine.alerts import HttpAlerts
         from canarylab.engine.controller import Engine
 
         cluster = self._cluster or await self.connect()
         metrics, webhooks = await self._wire(cluster)
         self._engine = Engine(cluster, metrics, webhooks, self.clock, namespaces=self.namespaces or None,
-                              readonly=self.readonly, metrics_server=self.metrics_server)
+                              readonly=self.readonly, metrics_server=self.metrics_server,
+                              alerts=self._alerts or HttpAlerts())
         self._task = asyncio.create_task(self._engine.run(), name="canarylab-engine")
 
     async def _wire(self, cluster: KubeCluster) -> tuple[Metrics, Webhooks]:

@@ -34,6 +34,17 @@ class MetricTemplate(APIObject):
     namespaced = True
 
 
+class AlertProvider(APIObject):
+    """``alertproviders.flagger.app/v1beta1``: where ``analysis.alerts`` are posted."""
+
+    version = "flagger.app/v1beta1"
+    endpoint = "alertproviders"
+    kind = "AlertProvider"
+    plural = "alertproviders"
+    singular = "alertprovider"
+    namespaced = True
+
+
 class TrafficSplit(APIObject):
     """``trafficsplits.split.smi-spec.io/v1alpha2``: the routing object of provider ``linkerd`` (flagger-spec 4.2)."""
 
@@ -56,7 +67,8 @@ class HTTPRoute(APIObject):
     namespaced = True
 
 
-_OURS: dict[str, type[APIObject]] = {c.kind: c for c in (Canary, MetricTemplate, TrafficSplit, HTTPRoute)}
+_OURS: dict[str, type[APIObject]] = {c.kind: c for c in (Canary, MetricTemplate, AlertProvider, TrafficSplit,
+                                                                   HTTPRoute)}
 
 
 def _resolve(kind: Kind) -> type[APIObject]:

@@ -98,7 +98,10 @@ class DetailScreen(Screen[None]):
             primary_image = workloads.primary.image if workloads else ""
             canary_image = workloads.canary.image if workloads else ""
             self.query_one(TrafficBar).show(state.primary_weight, state.canary_weight, primary_image, canary_image)
-            self.query_one("#traffic").border_title = f"traffic · {state.router} {state.target}"
+            title = f"traffic · {state.router} {state.target}"
+            if state.strategy == "ab-testing":
+                title += " · requests matching analysis.match (the others stay on the primary)"
+            self.query_one("#traffic").border_title = title
             self.query_one(StepLadder).show(state.steps, state.canary_weight, state.iterations, state.phase,
                                             state.strategy)
             strategy = {"canary": "canary", "blue-green": "Blue/Green", "ab-testing": "A/B testing"}.get(

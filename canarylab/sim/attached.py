@@ -18,7 +18,7 @@ from typing import Any
 
 from canarylab.engine.kinds import CANARY, HTTP_ROUTE, POD, SERVICE, TRAFFIC_SPLIT, Kind, Obj
 from canarylab.engine.ports import Clock, Cluster, ClusterError, WatchEvent
-from canarylab.sim.cluster import RouteSources, ServiceInfo, SimPod, index_route
+from canarylab.sim.cluster import MatchedRule, RouteIndex, ServiceInfo, SimPod
 from canarylab.sim.workloads import Fault
 
 log = logging.getLogger("canarylab.sim.attached")
@@ -58,13 +58,14 @@ class ClusterView:
         self.clock = clock
         self.services: dict[tuple[str, str], ServiceInfo] = {}
         self.routes: dict[tuple[str, str], list[tuple[str, int]]] = {}
+        self.matched_routes: dict[tuple[str, str], list[MatchedRule]] = {}
         self.canaries: dict[tuple[str, str], Obj] = {}
         self.pods: dict[tuple[str, str], dict[str, SimPod]] = {}
         """Pods per Deployment ``(namespace, name)``."""
         self.topology = 0
         self.pod_listeners: list[Callable[[SimPod, str], None]] = []
         """Called with ``(pod, "added"|"removed")``, as :class:`~canarylab.sim.cluster.SimCluster` does."""
-        self._route_sources: RouteSources = {}
+        self._route_index = RouteIndex()
         self._by_name: dict[tuple[str, str], SimPod] = {}
 
     # ------------------------------------------------------------------------------ Topology
@@ -115,7 +116,9 @@ class ClusterView:
         elif kind is POD:
             self._pod(key, obj, deleted)
         elif kind in (TRAFFIC_SPLIT, HTTP_ROUTE):
-            self.routes = index_route(self._route_sources, kind.kind, key, None if deleted else obj)
+            self._route_index.update(kind.kind, key, None if deleted else obj)
+            self.routes = self._route_index.routes
+            self.matched_routes = self._route_index.matched_routes
         elif kind is CANARY:
             if deleted:
                 self.canaries.pop(key, None)

@@ -24,6 +24,7 @@ import heapq
 import itertools
 import json
 import math
+import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -77,6 +78,46 @@ class SimPod:
         return self.ready_since is not None and not self.terminating and now - self.ready_since >= min_ready
 
 
+class RouteIndex:
+    """TrafficSplits and HTTPRoutes by apex Service ``(namespace, apex)``: the weighted backends, and for an
+    HTTPRoute with header matches its matched rules. Kept by :class:`SimCluster` and by the view of a real
+    cluster (:class:`canarylab.sim.attached.ClusterView`)."""
+
+    def __init__(self) -> None:
+        self.route_sources: dict[tuple[str, str, str], tuple[str, list[tuple[str, int]]]] = {}
+        self.matched_sources: dict[tuple[str, str, str], tuple[str, list[MatchedRule]]] = {}
+        self.routes: dict[tuple[str, str], list[tuple[str, int]]] = {}
+        self.matched_routes: dict[tuple[str, str], list[MatchedRule]] = {}
+
+    def update(self, kind: str, key: tuple[str, str], obj: Obj | None) -> None:
+        """Record (or, with ``obj`` None, forget) one routing object."""
+        source = (kind, *key)
+        self.route_sources.pop(source, None)
+        self.matched_sources.pop(source, None)
+        if obj is not None:
+            spec = obj.get("spec") or {}
+            if kind == TRAFFIC_SPLIT.kind:
+                apex = spec.get("service") or key[1]
+                backends = [(str(b.get("service", "")), int(b.get("weight", 0) or 0))
+                            for b in spec.get("backends") or []]
+            else:
+                parents = [p.get("name") for p in spec.get("parentRefs") or [] if p.get("kind") == "Service"]
+                apex = parents[0] if parents else key[1]
+                rules = spec.get("rules") or [{}]
+                backends = _http_backends(rules[-1])
+                matched = [(alternatives, _http_backends(rule)) for rule in rules[:-1]
+                           if (alternatives := _conditions(rule.get("matches")))]
+                if matched:
+                    self.matched_sources[source] = (str(apex), matched)
+            self.route_sources[source] = (str(apex), backends)
+        self.routes = {}
+        for (_, ns, _), (apex, backends) in sorted(self.route_sources.items()):
+            self.routes.setdefault((ns, apex), backends)
+        self.matched_routes = {}
+        for (_, ns, _), (apex, rules) in sorted(self.matched_sources.items()):
+            self.matched_routes.setdefault((ns, apex), rules)
+
+
 @dataclass
 class ServiceInfo:
     """What routing needs about a Service."""
@@ -95,7 +136,11 @@ class SimCluster(MemoryCluster):
         """Live pods (Terminating ones included) per Deployment ``(namespace, name)``."""
         self.services: dict[tuple[str, str], ServiceInfo] = {}
         self.routes: dict[tuple[str, str], list[tuple[str, int]]] = {}
-        """Weighted backends per apex Service ``(namespace, apex)``, from TrafficSplits and HTTPRoutes."""
+        """Weighted backends per apex Service ``(namespace, apex)``, from TrafficSplits and HTTPRoutes (an
+        HTTPRoute's last rule: the one every request without a more specific match takes)."""
+        self.matched_routes: dict[tuple[str, str], list[MatchedRule]] = {}
+        """An HTTPRoute's earlier rules that match on headers (A/B testing): per rule, its alternative
+        matches (each a list of conditions that must all hold) and its weighted backends."""
         self.canaries: dict[tuple[str, str], Obj] = {}
         self.topology = 0
         """Bumped whenever something that decides where traffic goes changes (for caches)."""
@@ -103,7 +148,7 @@ class SimCluster(MemoryCluster):
         """Called with ``(pod, "added"|"removed")`` when a pod appears or is gone (the metrics store)."""
         self._ready_index: dict[str, dict[str, set[str]]] = {}  # ns -> "k=v" -> ready pod names
         self._ready_pods: dict[tuple[str, str], SimPod] = {}
-        self._route_sources: RouteSources = {}
+        self._route_index = RouteIndex()
         self._hpas: dict[tuple[str, str], Obj] = {}
         self._deployments: dict[tuple[str, str], Obj] = {}
         self._replica_sets: dict[tuple[str, str], set[str]] = {}
@@ -209,7 +254,9 @@ class SimCluster(MemoryCluster):
                 self.canaries[key] = obj
 
     def _index_route(self, kind: str, key: tuple[str, str], obj: Obj | None) -> None:
-        self.routes = index_route(self._route_sources, kind, key, obj)
+        self._route_index.update(kind, key, obj)
+        self.routes = self._route_index.routes
+        self.matched_routes = self._route_index.matched_routes
         self.topology += 1
 
     # --------------------------------------------------------------------------------- timers
@@ -451,36 +498,57 @@ class SimCluster(MemoryCluster):
 # ----------------------------------------------------------------------------------------- helpers
 
 
-def route_backends(kind: str, name: str, obj: Obj) -> tuple[str, list[tuple[str, int]]]:
-    """The apex Service of a TrafficSplit or HTTPRoute and its weighted backends ``[(service, weight)]``."""
-    spec = obj.get("spec") or {}
-    if kind == TRAFFIC_SPLIT.kind:
-        apex = spec.get("service") or name
-        backends = [(str(b.get("service", "")), int(b.get("weight", 0) or 0)) for b in spec.get("backends") or []]
-    else:
-        parents = [p.get("name") for p in spec.get("parentRefs") or [] if p.get("kind") == "Service"]
-        apex = parents[0] if parents else name
-        rules = spec.get("rules") or [{}]
-        backends = [(str(b.get("name", "")), int(b.get("weight", 1) if b.get("weight") is not None else 1))
-                    for b in rules[-1].get("backendRefs") or []]
-    return str(apex), backends
+@dataclass(frozen=True)
+class Condition:
+    """One HTTPRoute match condition on a request: a header (exact or regular expression) or the path."""
+
+    field: str  # "header" or "path"
+    name: str
+    type: str
+    value: str
+
+    def matches(self, headers: dict[str, str], path: str) -> bool:
+        if self.field == "path":
+            if self.type == "Exact":
+                return path.split("?", 1)[0] == self.value
+            if self.type == "RegularExpression":
+                return re.fullmatch(self.value, path.split("?", 1)[0]) is not None
+            prefix = self.value.rstrip("/")
+            return not prefix or path == prefix or path.startswith(prefix + "/")
+        given = headers.get(self.name.lower())
+        if given is None:
+            return False
+        if self.type == "RegularExpression":
+            try:
+                return re.search(self.value, given) is not None
+            except re.error:
+                return False
+        return given == self.value
 
 
-RouteSources = dict[tuple[str, str, str], tuple[str, list[tuple[str, int]]]]
+MatchedRule = tuple[list[list["Condition"]], list[tuple[str, int]]]
+"""An A/B rule: alternative matches (conditions that must all hold) and the rule's weighted backends."""
 
 
-def index_route(sources: RouteSources, kind: str, key: tuple[str, str], obj: Obj | None
-                ) -> dict[tuple[str, str], list[tuple[str, int]]]:
-    """Record (or, with ``obj`` None, forget) one routing object in ``sources``; returns the routes by apex
-    ``(namespace, service)``. When two objects route one apex, the first by kind and name wins."""
-    source = (kind, *key)
-    sources.pop(source, None)
-    if obj is not None:
-        sources[source] = route_backends(kind, key[1], obj)
-    routes: dict[tuple[str, str], list[tuple[str, int]]] = {}
-    for (_, ns, _), (apex, backends) in sorted(sources.items()):
-        routes.setdefault((ns, apex), backends)
-    return routes
+def _conditions(matches: Any) -> list[list[Condition]]:
+    """The alternatives of a rule's ``matches`` that test headers; [] for a rule that matches on paths only."""
+    out: list[list[Condition]] = []
+    for m in matches or []:
+        if not isinstance(m, dict) or not m.get("headers"):
+            continue
+        conditions = [Condition("header", str(h.get("name", "")), str(h.get("type") or "Exact"),
+                                str(h.get("value", ""))) for h in m["headers"] if isinstance(h, dict)]
+        path = m.get("path")
+        if isinstance(path, dict) and path.get("value"):
+            conditions.append(Condition("path", "", str(path.get("type") or "PathPrefix"), str(path["value"])))
+        out.append(conditions)
+    return out
+
+
+def _http_backends(rule: Any) -> list[tuple[str, int]]:
+    refs = rule.get("backendRefs") if isinstance(rule, dict) else None
+    return [(str(b.get("name", "")), int(b.get("weight", 1) if b.get("weight") is not None else 1))
+            for b in refs or [] if isinstance(b, dict)]
 
 
 def _resolve(value: Any, desired: int, *, up: bool) -> int:

@@ -30,6 +30,8 @@ class Hey:
     rps: float
     method: str = "GET"
     requests: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    """``-H "Name: value"`` (repeatable): A/B testing routes by them."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,7 @@ def _refuse(cmd: str, why: str) -> CommandRefused:
 
 def _parse_hey(cmd: str, args: list[str]) -> Hey:
     values: dict[str, str] = {}
+    headers: list[tuple[str, str]] = []
     url = ""
     i = 0
     while i < len(args):
@@ -169,6 +172,11 @@ def _parse_hey(cmd: str, args: list[str]) -> Hey:
                 if i >= len(args):
                     raise _refuse(cmd, f"hey option -{name} needs a value")
                 value = args[i]
+            if name == "H":
+                header, colon, header_value = value.partition(":")
+                if not colon or not header.strip():
+                    raise _refuse(cmd, f'hey -H "{value}": a header is "Name: value"')
+                headers.append((header.strip(), header_value.strip()))
             values[name] = value
         elif url:
             raise _refuse(cmd, f'hey takes one URL, got "{url}" and "{arg}"')
@@ -192,8 +200,8 @@ def _parse_hey(cmd: str, args: list[str]) -> Hey:
             duration = parse_duration(values["z"])
         except ValueError as err:
             raise _refuse(cmd, f"hey -z {values['z']}: {err}") from None
-        return Hey(url=url, duration=duration, rps=rps, method=method)
-    return Hey(url=url, duration=requests / rps, rps=rps, method=method, requests=requests)
+        return Hey(url=url, duration=duration, rps=rps, method=method, headers=tuple(headers))
+    return Hey(url=url, duration=requests / rps, rps=rps, method=method, requests=requests, headers=tuple(headers))
 
 
 def _parse_curl(cmd: str, args: list[str], greps: tuple[Grep, ...]) -> Curl:

@@ -17,7 +17,7 @@ from canarylab.manifests import load_documents, seed_lab
 
 ACCEPTED_KINDS = (
     "Namespace", "Deployment", "Service", "HorizontalPodAutoscaler", "TrafficSplit", "HTTPRoute", "Canary",
-    "MetricTemplate", "ConfigMap", "Secret",
+    "MetricTemplate", "AlertProvider", "ConfigMap", "Secret",
 )  # fmt: skip
 CLUSTER_SCOPED = ("Namespace",)
 

@@ -13,8 +13,11 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from canarylab import __version__
+from canarylab.engine.alerts import HttpAlerts, NoAlerts
 from canarylab.engine.clock import LoopClock, VirtualTimeLoop
 from canarylab.engine.controller import Engine
+from canarylab.engine.flagger_metrics import FlaggerMetrics
 from canarylab.engine.kinds import DEPLOYMENT, Obj
 from canarylab.engine.ports import MetricQuery, Metrics, NotFound
 from canarylab.errors import UserError
@@ -50,7 +53,7 @@ class SimLab:
 
     def __init__(self, files: Sequence[str] = (), *, speed: float | None = None, prometheus: str | None = None,
                  metrics_port: int | None = None, readonly: bool = False,
-                 objects: Sequence[Obj] | None = None) -> None:
+                 objects: Sequence[Obj] | None = None, send_alerts: bool = False) -> None:
         self.objects: list[Obj] = list(objects) if objects is not None else lab_objects(files)
         if prometheus is not None and speed is None:
             speed = 1.0  # a real Prometheus scrapes and evaluates windows in real time
@@ -68,7 +71,11 @@ class SimLab:
         # With --prometheus URL the engine names that server in its provider messages, not an in-cluster one.
         # The simulated lab has no other Flagger to follow: its engine always acts. ``readonly`` is for the UI
         # (it hides every key that changes anything), and the user actions below refuse to run.
-        self.engine = Engine(self.cluster, self._metrics, self.webhooks, self.clock)
+        # analysis.alerts are computed and reported; posted to their providers only with --send-alerts
+        self.engine = Engine(self.cluster, self._metrics, self.webhooks, self.clock,
+                             alerts=HttpAlerts() if send_alerts else NoAlerts())
+        self.flagger_metrics = FlaggerMetrics(self.engine.facts, version=__version__, mesh_provider="linkerd")
+        self.engine.subscribe(self.flagger_metrics.record)
         if prometheus is not None and prometheus != "local":
             self.engine.metrics_server = prometheus
         self.metrics_server: MetricsServer | None = None
@@ -89,7 +96,8 @@ class SimLab:
         self.started_at = self.clock.now()
         try:
             if self.metrics_port is not None or self.prometheus == "local":
-                self.metrics_server = MetricsServer(self.store, self.metrics_port or 0)
+                self.metrics_server = MetricsServer(self.store, self.metrics_port or 0,
+                                                    [self.flagger_metrics.exposition])
                 self.metrics_server.start()
             if self.prometheus is not None:
                 from canarylab.prometheus import connect

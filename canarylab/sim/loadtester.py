@@ -26,8 +26,10 @@ class Network(Protocol):
         """One request through the simulated network: the answer, or a curl-style error text."""
         ...
 
-    def start_load(self, key: str, url: str, rps: float, duration: float) -> str | None:
-        """Send ``rps`` requests per second to ``url`` for ``duration`` seconds; an error text if impossible."""
+    def start_load(self, key: str, url: str, rps: float, duration: float,
+                   headers: tuple[tuple[str, str], ...] = ()) -> str | None:
+        """Send ``rps`` requests per second to ``url`` (with ``headers``) for ``duration`` seconds; an error text
+        if impossible."""
         ...
 
     def now(self) -> float:
@@ -123,7 +125,7 @@ class Loadtester:
             return HttpAnswer(202, "")
         if isinstance(parsed, Hey):
             duration = min(parsed.duration, TASK_TIMEOUT)
-            error = self.network.start_load(key, parsed.url, parsed.rps, duration)
+            error = self.network.start_load(key, parsed.url, parsed.rps, duration, parsed.headers)
             if error is not None:
                 self.log.append(f"command {cmd} failed: {error}")
                 return HttpAnswer(202, "")  # async: the failure only shows in the loadtester's log
@@ -135,7 +137,7 @@ class Loadtester:
     async def _run_sync(self, parsed: Hey | Curl) -> tuple[int, str]:
         if isinstance(parsed, Hey):
             duration = min(parsed.duration, TASK_TIMEOUT)
-            error = self.network.start_load(f"sync:{id(parsed)}", parsed.url, parsed.rps, duration)
+            error = self.network.start_load(f"sync:{id(parsed)}", parsed.url, parsed.rps, duration, parsed.headers)
             if error is not None:
                 return 1, error
             await self.sleep(duration)

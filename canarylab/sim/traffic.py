@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from canarylab.engine.kinds import Obj
 from canarylab.engine.ports import Clock
-from canarylab.sim.cluster import ServiceInfo, SimPod
+from canarylab.sim.cluster import MatchedRule, ServiceInfo, SimPod
 from canarylab.sim.metrics import LinkerdMetrics
 from canarylab.sim.workloads import (
     APP_PODINFO,
@@ -42,6 +42,7 @@ class Topology(Protocol):
     clock: Clock
     services: dict[tuple[str, str], ServiceInfo]
     routes: dict[tuple[str, str], list[tuple[str, int]]]
+    matched_routes: dict[tuple[str, str], list[MatchedRule]]
     canaries: dict[tuple[str, str], Obj]
     pods: dict[tuple[str, str], dict[str, SimPod]]
     topology: int
@@ -73,6 +74,7 @@ class Load:
     rps: float
     until: float
     method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class Traffic:
@@ -86,7 +88,7 @@ class Traffic:
         self.loads: dict[str, Load] = {}
         self.background_rps = BACKGROUND_RPS
         self._rng = random.Random(seed)
-        self._cache: dict[tuple[str, str], tuple[int, list[tuple[SimPod, float]]]] = {}
+        self._cache: dict[tuple[str, ...] | tuple[str, str, int], tuple[int, list[tuple[SimPod, float]]]] = {}
         self._picks: dict[tuple[str, str], int] = {}
         self._last: float | None = None
 
@@ -129,14 +131,21 @@ class Traffic:
 
     # ---------------------------------------------------------------------------------- routing
 
-    def endpoints(self, namespace: str, service: str) -> list[tuple[SimPod, float]]:
-        """Pods that answer requests to a Service and each one's share (shares of absent backends are lost)."""
+    def endpoints(self, namespace: str, service: str, headers: tuple[tuple[str, str], ...] = (),
+                  path: str = "/") -> list[tuple[SimPod, float]]:
+        """Pods that answer requests to a Service and each one's share (shares of absent backends are lost).
+
+        An HTTPRoute with header matches (A/B testing) sends the requests that match its first matching
+        rule to that rule's backends; every other request takes the route's last rule.
+        """
         key = (namespace, service)
-        cached = self._cache.get(key)
+        rule = self._matching_rule(key, headers, path) if headers else None
+        cache_key = (namespace, service) if rule is None else (namespace, service, rule)
+        cached = self._cache.get(cache_key)
         if cached is not None and cached[0] == self.cluster.topology:
             return cached[1]
         out: list[tuple[SimPod, float]] = []
-        backends = self.cluster.routes.get(key)
+        backends = self.cluster.routes.get(key) if rule is None else self.cluster.matched_routes[key][rule][1]
         if backends:
             total = sum(max(0, w) for _, w in backends)
             for backend, weight in backends:
@@ -149,8 +158,15 @@ class Traffic:
             info = self.cluster.services.get(key)
             pods = self.cluster.ready_pods(namespace, info.selector) if info is not None else []
             out.extend((pod, 1 / len(pods)) for pod in pods)
-        self._cache[key] = (self.cluster.topology, out)
+        self._cache[cache_key] = (self.cluster.topology, out)
         return out
+
+    def _matching_rule(self, key: tuple[str, str], headers: tuple[tuple[str, str], ...], path: str) -> int | None:
+        given = {name.lower(): value for name, value in headers}
+        for index, (alternatives, _) in enumerate(self.cluster.matched_routes.get(key, ())):
+            if any(all(condition.matches(given, path) for condition in conditions) for conditions in alternatives):
+                return index
+        return None
 
     def behaviour_of(self, pod: SimPod, method: str = "GET", path: str = "/") -> Behaviour:
         """How ``pod`` answers ``method path`` now: its fault, and podinfo's own 5xx paths."""
@@ -204,12 +220,14 @@ class Traffic:
                 return pod
         return endpoints[-1][0]
 
-    def start_load(self, key: str, url: str, rps: float, duration: float, namespace: str | None = None) -> str | None:
-        """Start ``rps`` requests per second on ``url`` for ``duration`` lab seconds; an error text if impossible."""
+    def start_load(self, key: str, url: str, rps: float, duration: float,
+                   headers: tuple[tuple[str, str], ...] = (), namespace: str | None = None) -> str | None:
+        """Start ``rps`` requests per second on ``url`` (with ``headers``) for ``duration`` lab seconds; an error
+        text if impossible."""
         target = self.resolve(url, namespace)
         if isinstance(target, str):
             return target
-        self.loads[key] = Load(target, rps, self.now() + duration)
+        self.loads[key] = Load(target, rps, self.now() + duration, headers=headers)
         return None
 
     # ---------------------------------------------------------------------------------- slices
@@ -235,12 +253,12 @@ class Traffic:
             seconds = min(now, load.until) - start
             if seconds > 0:
                 self._flow(batch, load.target.namespace, load.target.service, load.rps * seconds, load.method,
-                           load.target.path)
+                           load.target.path, load.headers)
             if load.until <= now:
                 del self.loads[key]
         self.metrics.record_many(batch, now)
 
     def _flow(self, batch: list[tuple[str, str, float, Behaviour]], namespace: str, service: str, requests: float,
-              method: str, path: str) -> None:
-        for pod, share in self.endpoints(namespace, service):
+              method: str, path: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        for pod, share in self.endpoints(namespace, service, headers, path):
             batch.append((namespace, pod.name, requests * share, self.behaviour_of(pod, method, path)))

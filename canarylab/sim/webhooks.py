@@ -33,8 +33,9 @@ class _BoundNetwork:
     def request(self, method: str, url: str, body: str) -> HttpAnswer | str:
         return self.traffic.request(method, url, body, self.namespace)
 
-    def start_load(self, key: str, url: str, rps: float, duration: float) -> str | None:
-        return self.traffic.start_load(key, url, rps, duration, self.namespace)
+    def start_load(self, key: str, url: str, rps: float, duration: float,
+                   headers: tuple[tuple[str, str], ...] = ()) -> str | None:
+        return self.traffic.start_load(key, url, rps, duration, headers, self.namespace)
 
     def now(self) -> float:
         return self.traffic.now()

@@ -43,7 +43,7 @@ def test_intervals_below_10s_are_clamped() -> None:
 
 
 def test_unknown_extra_fields_are_accepted() -> None:
-    obj = canary(alerts=[{"name": "slack", "severity": "info"}])
+    obj = canary(alerts=[{"name": "slack", "severity": "info", "providerRef": {"name": "slack"}, "extra": 1}])
     obj["spec"]["service"]["retries"] = {"attempts": 3}
     parse_canary(obj)
 

