@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from canarylab.controlplane import Binaries, MissingBinaries
@@ -199,8 +200,8 @@ def test_up_kubectl_set_image_promotes_and_down_leaves_nothing(user: User) -> No
                          "jsonpath={.spec.template.spec.containers[0].image}", env=env).stdout
         assert image == "stefanprodan/podinfo:3.1.1"
         # the checks were answered by the lab's real Prometheus, which scrapes the simulated Linkerd metrics
-        query = user.run("curl", "-s", f"{record['prometheus']}/api/v1/query?query=sum(response_total)")
-        assert json.loads(query.stdout)["data"]["result"], query.stdout
+        query = httpx.get(f"{record['prometheus']}/api/v1/query", params={"query": "sum(response_total)"})
+        assert query.json()["data"]["result"], query.text
     finally:
         engine.send_signal(signal.SIGINT)
         try:
