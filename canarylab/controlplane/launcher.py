@@ -375,7 +375,8 @@ class ControlPlane:
                 "--use-service-account-credentials=true", "--leader-elect=false",
                 "--cluster-signing-cert-file", str(ca.pair.cert), "--cluster-signing-key-file", str(ca.pair.key),
                 "--service-cluster-ip-range", SERVICE_CIDR, "--allocate-node-cidrs=false",
-                "--profiling=false",
+                # HPAs act within seconds, not the default 15 s (a lab, not a production cluster)
+                "--horizontal-pod-autoscaler-sync-period=3s", "--profiling=false",
             ], self.logs_dir / "kube-controller-manager.log",
                 f"https://127.0.0.1:{ports['kube-controller-manager']}/healthz", {"verify": False}, timeout=60.0),
             "kube-scheduler": Component("kube-scheduler", [
