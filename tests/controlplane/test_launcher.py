@@ -51,6 +51,11 @@ def test_kwok_nodes_are_ready(control_plane: ControlPlane) -> None:
     for node in nodes:
         ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
         assert ready and ready[0]["status"] == "True"
+    # KWOK heartbeats through node Leases, so the node-lifecycle controller never marks the nodes Unknown
+    # (and their pods NotReady) after its 40 s grace period
+    leases = wait_for("a Lease per KWOK node", lambda: json.loads(control_plane.kubectl(
+        "-n", "kube-node-lease", "get", "leases", "-o", "json").stdout)["items"], 15)
+    assert sorted(lease["spec"]["holderIdentity"] for lease in leases) == ["kwok-node-0", "kwok-node-1"]
 
 
 def test_a_deployment_gets_running_ready_pods_and_garbage_collection(control_plane: ControlPlane,
