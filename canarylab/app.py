@@ -21,7 +21,7 @@ from textual.screen import Screen
 from canarylab import keymap as keys
 from canarylab.engine.commands import Abort, Command, OpenGate, Pause, Promote, Resume
 from canarylab.engine.events import EngineEvent
-from canarylab.engine.kinds import DEPLOYMENT
+from canarylab.engine.kinds import DAEMON_SET, DEPLOYMENT
 from canarylab.engine.ports import ClusterError
 from canarylab.errors import UserError
 from canarylab.screens.bump_image import BumpImageScreen
@@ -258,7 +258,8 @@ class CanaryLabApp(App[None]):
         state = self._need_state()
         if state is None:
             return
-        target = await self.lab.cluster.get(DEPLOYMENT, state.namespace, state.target)
+        target = await self.lab.cluster.get(DEPLOYMENT, state.namespace, state.target) \
+            or await self.lab.cluster.get(DAEMON_SET, state.namespace, state.target)
         if target is None:
             self.notify(f"deployment {state.target}.{state.namespace} not found", severity="error")
             return

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         steps = load_scenario(args.scenario)
         check_against_lab(steps, objects, args.scenario)
     else:
-        steps = default_scenario()
+        steps = default_scenario(objects)
     session = Simulation(objects, steps, as_json=args.json, timeout=timeout, speed=args.speed,
                          prometheus=args.prometheus, metrics_port=args.metrics_port,
                          send_alerts=getattr(args, "send_alerts", False))
@@ -169,13 +169,14 @@ class Simulation:
     async def _apply(self, step: Step) -> None:
         lab, a, ns = self.lab, step.args, step.namespace
         try:
+            workload = str(a.get("deployment") or a.get("daemonset") or "")
             if step.action == "setImage":
-                await lab.set_image(ns, a["deployment"], a["container"], a["image"])
+                await lab.set_image(ns, workload, a["container"], a["image"])
             elif step.action == "fault":
-                await lab.set_fault(ns, a["deployment"], float(a.get("errorRate", 0)), float(a.get("latencyMs", 0)),
+                await lab.set_fault(ns, workload, float(a.get("errorRate", 0)), float(a.get("latencyMs", 0)),
                                     bool(a.get("neverReady", False)))
             elif step.action == "clearFault":
-                await lab.clear_fault(ns, a["deployment"])
+                await lab.clear_fault(ns, workload)
             elif step.action == "gate":
                 lab.webhooks.set_gate(a["canary"], ns, bool(a["open"]))
             else:

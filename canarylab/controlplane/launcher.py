@@ -390,7 +390,10 @@ class ControlPlane:
             "kwok": Component("kwok", [
                 str(b.kwok), "--config", str(kwok_config), "--kubeconfig", str(configs["kwok"]),
                 "--manage-all-nodes=false", f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake",
-                "--cidr", POD_CIDR, "--node-ip", "127.0.0.1", "--node-lease-duration-seconds", "40",
+                "--cidr", POD_CIDR, "--node-ip", "127.0.0.1",
+                # KWOK renews a Lease per node; without it the node-lifecycle controller sees no heartbeat
+                # after its 40 s grace period, marks the nodes Unknown and every pod NotReady.
+                "--node-lease-duration-seconds", "40",
                 "--server-address", f"127.0.0.1:{ports['kwok']}",
             ], self.logs_dir / "kwok.log", f"http://127.0.0.1:{ports['kwok']}/healthz", timeout=30.0),
         }

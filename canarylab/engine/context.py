@@ -36,6 +36,10 @@ def stable_hash(value: Any, length: int = 10) -> str:
 _HASHES: dict[tuple[str, str], str] = {}
 
 
+SCALE_TO_ZERO_LABEL = "flagger.app/scale-to-zero"
+"""Flagger "scales a DaemonSet to zero" with this node selector, which no node carries."""
+
+
 def template_hash(deployment: Obj) -> str:
     """The pod-template hash Flagger keeps in ``lastAppliedSpec`` / ``lastPromotedSpec``."""
     meta = deployment.get("metadata") or {}
@@ -43,7 +47,17 @@ def template_hash(deployment: Obj) -> str:
     key = (str(meta.get("uid", "")), str(meta.get("resourceVersion", "")))
     if key[1] and key in _HASHES:
         return _HASHES[key]
-    value = stable_hash((deployment.get("spec") or {}).get("template") or {})
+    template = (deployment.get("spec") or {}).get("template") or {}
+    selector = (template.get("spec") or {}).get("nodeSelector") if isinstance(template, dict) else None
+    if isinstance(selector, dict) and (SCALE_TO_ZERO_LABEL in selector or not selector):
+        # (an empty selector is what removing the label by merge patch leaves: the same template)
+        # A DaemonSet "scaled to zero" is the same revision (Flagger's HasTargetChanged drops the label).
+        rest = {k: v for k, v in selector.items() if k != SCALE_TO_ZERO_LABEL}
+        pod_spec = {k: v for k, v in template["spec"].items() if k != "nodeSelector"}
+        if rest:
+            pod_spec["nodeSelector"] = rest
+        template = {**template, "spec": pod_spec}
+    value = stable_hash(template)
     if key[1]:
         if len(_HASHES) > 50_000:
             _HASHES.clear()
@@ -61,6 +75,7 @@ class RunNotes:
     abort: bool = False
     promote: bool = False
     weights: tuple[int, int] | None = None  # (primary, canary) as last read from the routing object
+    mirrored: bool = False  # the routing object mirrors requests to the canary
 
 
 @dataclass

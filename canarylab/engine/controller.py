@@ -40,7 +40,7 @@ from canarylab.engine.events import (
     WeightChanged,
 )
 from canarylab.engine.flagger_metrics import CanaryFacts
-from canarylab.engine.kinds import CANARY, DEPLOYMENT, EVENT, HTTP_ROUTE, TRAFFIC_SPLIT, Kind, Obj
+from canarylab.engine.kinds import CANARY, DAEMON_SET, DEPLOYMENT, EVENT, HTTP_ROUTE, TRAFFIC_SPLIT, Kind, Obj
 from canarylab.engine.ports import Clock, Cluster, ClusterError, Metrics, WatchEvent, WebhookCall, Webhooks
 from canarylab.engine.spec import Canary, SpecError, parse_canary
 from canarylab.engine.tick import advance_canary
@@ -179,7 +179,8 @@ class Engine:
                     group.create_task(self._keep_watching("Events", self._observe_events))
                 else:
                     group.create_task(self._keep_watching("Canaries", self._watch_canaries))
-                    group.create_task(self._keep_watching("Deployments", self._watch_targets))
+                    group.create_task(self._keep_watching("Deployments", lambda: self._watch_targets(DEPLOYMENT)))
+                    group.create_task(self._keep_watching("DaemonSets", lambda: self._watch_targets(DAEMON_SET)))
         finally:
             tasks = [s.task for s in self._slots.values() if s.task is not None]
             for task in tasks:
@@ -473,16 +474,18 @@ class Engine:
             slot.generation = generation
             self._start(slot)
 
-    async def _watch_targets(self) -> None:
-        async for ev in self._watch(DEPLOYMENT):
+    async def _watch_targets(self, kind: Kind) -> None:
+        async for ev in self._watch(kind):
             meta = ev.object.get("metadata") or {}
             ns, name = meta.get("namespace", "default"), meta.get("name", "")
             if ev.type == "DELETED" or name.endswith("-primary"):
                 continue
             if not isinstance(ev.object.get("spec"), dict):
-                continue  # not a Deployment any API server would store: never a canary target, never a crash
+                continue  # not a workload any API server would store: never a canary target, never a crash
             new_hash = template_hash(ev.object)
             for slot in self._targeting(ns, name):
+                if (_dig(slot.obj, "spec", "targetRef", "kind") or "Deployment") != kind.kind:
+                    continue  # a Deployment and a DaemonSet may share a name
                 if slot.target_hash is not None and slot.target_hash != new_hash:
                     slot.wake.set()  # a new revision: see it now, not at the next interval
                 slot.target_hash = new_hash

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from canarylab.engine import services, status, targets
 from canarylab.engine.context import TickContext
-from canarylab.engine.kinds import CANARY, DEPLOYMENT, Obj
-from canarylab.engine.ports import Cluster
+from canarylab.engine.kinds import CANARY, Obj
+from canarylab.engine.ports import Cluster, Conflict, NotFound
 from canarylab.engine.targets import Readiness, TargetError
 
 FINALIZER = "finalizer.flagger.app"
@@ -39,14 +39,30 @@ def deleting(obj: Obj) -> bool:
 
 
 async def set_finalizer(cluster: Cluster, obj: Obj, present: bool) -> Obj:
-    """Add or remove Flagger's finalizer; guarded by ``resourceVersion`` (a stale ``obj`` is a Conflict)."""
-    meta = obj.get("metadata") or {}
-    current = finalizers(obj)
-    wanted = [*current, FINALIZER] if present else [f for f in current if f != FINALIZER]
-    patch: Obj = {"metadata": {"finalizers": wanted or None}}
-    if meta.get("resourceVersion"):
-        patch["metadata"]["resourceVersion"] = meta["resourceVersion"]
-    return await cluster.patch(CANARY, str(meta.get("namespace", "")), str(meta.get("name", "")), patch)
+    """Add or remove Flagger's finalizer; guarded by ``resourceVersion``. Nothing is written when the finalizer
+    is already as wanted. A stale ``obj`` (a real API server answers 409: the engine's own status writes move
+    the ``resourceVersion`` on) is read again and the change retried, as client-go's ``RetryOnConflict``;
+    a Canary found deleting meanwhile gets no new finalizer (Kubernetes refuses that)."""
+    for attempt in range(4):
+        meta = obj.get("metadata") or {}
+        current = finalizers(obj)
+        if (FINALIZER in current) == present or (present and deleting(obj)):
+            return obj
+        wanted = [*current, FINALIZER] if present else [f for f in current if f != FINALIZER]
+        patch: Obj = {"metadata": {"finalizers": wanted or None}}
+        if meta.get("resourceVersion"):
+            patch["metadata"]["resourceVersion"] = meta["resourceVersion"]
+        namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+        try:
+            return await cluster.patch(CANARY, namespace, name, patch)
+        except Conflict:
+            fresh = await cluster.get(CANARY, namespace, name)
+            if fresh is None:
+                raise NotFound(f'canaries.flagger.app "{name}" not found in namespace "{namespace}"') from None
+            if attempt == 3:
+                raise
+            obj = fresh
+    raise AssertionError("unreachable")
 
 
 async def wait_for_target(ctx: TickContext) -> Readiness:
@@ -55,9 +71,9 @@ async def wait_for_target(ctx: TickContext) -> Readiness:
     delay, factor, attempts = READY_BACKOFF
     verdict = Readiness(f"canary deployment {c.target_key} not found")
     for attempt in range(attempts):
-        target = await ctx.cluster.get(DEPLOYMENT, c.namespace, c.target)
+        target = await targets.get_target(ctx)
         if target is None:
-            return Readiness(f'deployment {c.target_key} get query error: deployments.apps "{c.target}" not found')
+            return Readiness(targets.not_found(c))
         verdict = await targets.canary_readiness(ctx, target)
         if verdict.ready or not verdict.retriable or attempt == attempts - 1:
             return verdict
@@ -73,17 +89,20 @@ async def finalize(ctx: TickContext) -> bool:
     if ctx.phase != "Terminating":
         await status.set_phase(ctx, "Terminating")
         await ctx.info(f"Terminating canary {c.key}")
-    target = await ctx.cluster.get(DEPLOYMENT, c.namespace, c.target)
+    target = await targets.get_target(ctx)
     if target is None:
-        await ctx.warn(f'deployment {c.target_key} get query error: deployments.apps "{c.target}" not found')
+        await ctx.warn(targets.not_found(c))
         return False
     try:
         label, value = targets.selector_label(c, target)
     except TargetError as err:
         await ctx.warn(str(err))
         return False
-    primary = await ctx.cluster.get(DEPLOYMENT, c.namespace, f"{c.target}-primary")
-    if primary is None:
+    primary = await targets.get_primary(ctx)
+    if targets.is_daemon_set(c):
+        if targets.scaled_to_zero(c, target):
+            await targets.scale_from_zero(ctx, target)  # Flagger's DaemonSet Finalize: ScaleFromZero
+    elif primary is None:
         await targets.scale_from_zero(ctx, target)
     else:
         replicas = (primary.get("spec") or {}).get("replicas")

@@ -37,6 +37,7 @@ class Kind:
 
 
 DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments")
+DAEMON_SET = Kind("apps/v1", "DaemonSet", "daemonsets")
 SERVICE = Kind("v1", "Service", "services")
 POD = Kind("v1", "Pod", "pods")
 CONFIG_MAP = Kind("v1", "ConfigMap", "configmaps")
@@ -46,13 +47,15 @@ NAMESPACE = Kind("v1", "Namespace", "namespaces", namespaced=False)
 HPA = Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
 TRAFFIC_SPLIT = Kind("split.smi-spec.io/v1alpha2", "TrafficSplit", "trafficsplits")
 HTTP_ROUTE = Kind("gateway.networking.k8s.io/v1beta1", "HTTPRoute", "httproutes")
+VIRTUAL_SERVICE = Kind("networking.istio.io/v1beta1", "VirtualService", "virtualservices")
+DESTINATION_RULE = Kind("networking.istio.io/v1beta1", "DestinationRule", "destinationrules")
 CANARY = Kind("flagger.app/v1beta1", "Canary", "canaries")
 METRIC_TEMPLATE = Kind("flagger.app/v1beta1", "MetricTemplate", "metrictemplates")
 ALERT_PROVIDER = Kind("flagger.app/v1beta1", "AlertProvider", "alertproviders")
 
 ALL_KINDS: tuple[Kind, ...] = (
-    DEPLOYMENT, SERVICE, POD, CONFIG_MAP, SECRET, EVENT, NAMESPACE, HPA,
-    TRAFFIC_SPLIT, HTTP_ROUTE, CANARY, METRIC_TEMPLATE, ALERT_PROVIDER,
+    DEPLOYMENT, DAEMON_SET, SERVICE, POD, CONFIG_MAP, SECRET, EVENT, NAMESPACE, HPA,
+    TRAFFIC_SPLIT, HTTP_ROUTE, VIRTUAL_SERVICE, DESTINATION_RULE, CANARY, METRIC_TEMPLATE, ALERT_PROVIDER,
 )  # fmt: skip
 
 _BY_KIND = {k.kind: k for k in ALL_KINDS}

@@ -70,6 +70,15 @@ class CanaryService(_Model):
     hosts: list[str] = Field(default_factory=list)
     gateway_refs: list[dict[str, Any]] = Field(default_factory=list, alias="gatewayRefs")
     match: list[Any] | None = None
+    # Istio's VirtualService options, carried to the route as Flagger carries them
+    gateways: list[str] = Field(default_factory=list)
+    delegation: bool = False
+    rewrite: dict[str, Any] | None = None
+    timeout: str | None = None
+    retries: dict[str, Any] | None = None
+    headers: dict[str, Any] | None = None
+    cors_policy: dict[str, Any] | None = Field(None, alias="corsPolicy")
+    traffic_policy: dict[str, Any] | None = Field(None, alias="trafficPolicy")
     headless: bool = False
     port_discovery: bool = Field(False, alias="portDiscovery")
     apex: ServiceMeta | None = None
@@ -235,8 +244,10 @@ class Canary(_Model):
 
     @property
     def router(self) -> str:
-        """``HTTPRoute`` for the Gateway API providers, else ``TrafficSplit``."""
-        return "HTTPRoute" if self.provider.startswith("gatewayapi") else "TrafficSplit"
+        """``HTTPRoute`` for the Gateway API providers, ``VirtualService`` for Istio, else ``TrafficSplit``."""
+        if self.provider.startswith("gatewayapi"):
+            return "HTTPRoute"
+        return "VirtualService" if self.provider == "istio" else "TrafficSplit"
 
     @property
     def service_name(self) -> str:
@@ -527,6 +538,13 @@ def _raw_rules(obj: Obj) -> list[Problem]:
             out.append(Problem("spec.analysis.mirror", f"traffic mirroring is not supported by provider "
                                f"{provider} (SMI TrafficSplit): the canary would stay at weight 0; remove "
                                "mirror", analysis["mirror"]))  # fmt: skip
+    if isinstance(analysis, dict) and analysis.get("sessionAffinity"):
+        out.append(Problem("spec.analysis.sessionAffinity", "session affinity is not implemented by canarylab "
+                           "(Flagger's sticky canary cookies); remove sessionAffinity", analysis["sessionAffinity"]))
+    raw_svc = spec.get("service")
+    if provider == "istio" and isinstance(raw_svc, dict) and str(raw_svc.get("appProtocol", "")).lower() == "tcp":
+        out.append(Problem("spec.service.appProtocol", "TCP routing on Istio is not implemented by canarylab; "
+                           "use an HTTP service", raw_svc["appProtocol"]))
     if isinstance(provider, str) and provider.startswith("gatewayapi"):
         raw_service = spec.get("service")
         service: dict[str, Any] = raw_service if isinstance(raw_service, dict) else {}
@@ -584,24 +602,27 @@ def _duration(path: str, text: str | None, out: list[Problem]) -> None:
 def _rules(c: Canary) -> list[Problem]:
     out: list[Problem] = []
     spec = c.spec
-    if spec.target_ref.kind != "Deployment":
-        out.append(Problem("spec.targetRef.kind", "must be Deployment (canarylab runs Deployment targets)",
-                           spec.target_ref.kind))
+    if spec.target_ref.kind not in ("Deployment", "DaemonSet"):
+        out.append(Problem("spec.targetRef.kind", "must be Deployment or DaemonSet (the workloads Flagger and "
+                           "canarylab run canaries on)", spec.target_ref.kind))
+    elif spec.target_ref.kind == "DaemonSet" and spec.autoscaler_ref is not None:
+        out.append(Problem("spec.autoscalerRef", "a DaemonSet runs one pod per node and cannot be autoscaled: "
+                           "remove autoscalerRef", spec.autoscaler_ref.name))
     if not spec.target_ref.name:
         out.append(Problem("spec.targetRef.name", "must not be empty", spec.target_ref.name))
     if not 1 <= spec.service.port <= 65535:
         out.append(Problem("spec.service.port", "must be between 1 and 65535", spec.service.port))
     provider = c.provider
-    if not SMI_PROVIDERS.match(provider) and provider not in GATEWAY_PROVIDERS:
-        out.append(Problem("spec.provider", "must be linkerd, smi:v1alpha2, gatewayapi:v1beta1 or "
-                           "gatewayapi:v1 (canarylab routes with TrafficSplit or HTTPRoute)", provider))
+    if not SMI_PROVIDERS.match(provider) and provider not in GATEWAY_PROVIDERS and provider != "istio":
+        out.append(Problem("spec.provider", "must be linkerd, smi:v1alpha2, gatewayapi:v1beta1, gatewayapi:v1 or "
+                           "istio (canarylab routes with TrafficSplit, HTTPRoute or VirtualService)", provider))
+    if provider == "istio" and spec.service.delegation and (spec.service.hosts or spec.service.gateways):
+        out.append(Problem("spec.service.delegation", f"VirtualService {c.service_name}.{c.namespace} cannot "
+                           "have hosts and gateways when delegation enabled", True))
     elif provider in GATEWAY_PROVIDERS and not spec.service.gateway_refs:
         out.append(Problem("spec.service.gatewayRefs", "GatewayRefs must be specified when using Gateway API "
                            "as a provider (for Linkerd: the apex Service, group core, kind Service)",
                            has_value=False))  # fmt: skip
-    if provider in GATEWAY_PROVIDERS and c.analysis.mirror:
-        out.append(Problem("spec.analysis.mirror", "traffic mirroring is not supported by canarylab yet; "
-                           "remove mirror", True))
     if spec.autoscaler_ref is not None:
         ref = spec.autoscaler_ref
         if ref.kind != "HorizontalPodAutoscaler":

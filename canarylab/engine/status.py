@@ -10,24 +10,27 @@ from canarylab.engine.events import PhaseChanged, StatusChanged
 from canarylab.engine.kinds import CANARY
 
 _PROMOTED: dict[str, tuple[str, str]] = {
-    "Initializing": ("Unknown", "New Deployment detected, starting initialization."),
-    "Initialized": ("True", "Deployment initialization completed."),
+    "Initializing": ("Unknown", "New {kind} detected, starting initialization."),
+    "Initialized": ("True", "{kind} initialization completed."),
     "Waiting": ("Unknown", "Waiting for approval."),
     "WaitingPromotion": ("Unknown", "Waiting for approval."),
     "Progressing": ("Unknown", "New revision detected, progressing canary analysis."),
     "Promoting": ("Unknown", "Canary analysis completed, starting primary rolling update."),
     "Finalising": ("Unknown", "Canary analysis completed, routing all traffic to primary."),
     "Succeeded": ("True", "Canary analysis completed successfully, promotion finished."),
-    "Failed": ("False", "Canary analysis failed, Deployment scaled to zero."),
+    "Failed": ("False", "Canary analysis failed, {kind} scaled to zero."),
 }
 _KEEPS_WEIGHT = ("Progressing", "Waiting", "Promoting")
 
 
-def promoted_condition(phase: str, old: list[dict[str, Any]] | None, now: str) -> list[dict[str, Any]] | None:
-    """The single ``Promoted`` condition for ``phase``; keeps its time while its status does not change."""
+def promoted_condition(phase: str, old: list[dict[str, Any]] | None, now: str,
+                       kind: str = "Deployment") -> list[dict[str, Any]] | None:
+    """The single ``Promoted`` condition for ``phase``; keeps its time while its status does not change.
+    ``kind`` is the target's (Flagger writes ``spec.targetRef.kind`` into the messages)."""
     if phase not in _PROMOTED:
         return old
     status, message = _PROMOTED[phase]
+    message = message.format(kind=kind)
     previous = next((c for c in old or [] if c.get("type") == "Promoted"), None)
     if previous and previous.get("status") == status and previous.get("reason") == phase:
         return old
@@ -42,7 +45,7 @@ async def write_status(ctx: TickContext, changes: dict[str, Any]) -> None:
     old_phase = ctx.phase
     changes = {**changes, "lastTransitionTime": now}
     phase = changes.get("phase", old_phase)
-    conditions = promoted_condition(phase, ctx.status.get("conditions"), now)
+    conditions = promoted_condition(phase, ctx.status.get("conditions"), now, ctx.canary.spec.target_ref.kind)
     if conditions is not None and conditions != ctx.status.get("conditions"):
         changes["conditions"] = conditions
     c = ctx.canary

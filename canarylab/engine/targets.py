@@ -1,4 +1,9 @@
-"""The Deployment target: primary copy, readiness (flagger-spec 2.8), scaling, HPA copy and promotion."""
+"""The target workload: primary copy, readiness (flagger-spec 2.8), scaling, HPA copy and promotion.
+
+A Deployment or a DaemonSet, as Flagger's two canary controllers. A DaemonSet cannot be scaled: Flagger
+"scales it to zero" with a node selector no node carries (``flagger.app/scale-to-zero: "true"``) and back
+by removing it; its readiness counts scheduled, updated and available daemon pods.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from canarylab.engine.configs import Config, copy_to_primary, rewrite_to_primary
-from canarylab.engine.context import TickContext
+from canarylab.engine.context import SCALE_TO_ZERO_LABEL, TickContext
 from canarylab.engine.documents import copy_json
-from canarylab.engine.kinds import DEPLOYMENT, HPA, Obj
+from canarylab.engine.kinds import DAEMON_SET, DEPLOYMENT, HPA, Kind, Obj
 from canarylab.engine.spec import Canary
 
 SELECTOR_LABELS = ("app", "name", "app.kubernetes.io/name")
@@ -32,6 +37,32 @@ class Readiness:
         return not self.error
 
 
+def workload_kind(canary: Canary) -> Kind:
+    """The target's kind: ``DaemonSet`` or (the default) ``Deployment``."""
+    return DAEMON_SET if canary.spec.target_ref.kind == "DaemonSet" else DEPLOYMENT
+
+
+def is_daemon_set(canary: Canary) -> bool:
+    return canary.spec.target_ref.kind == "DaemonSet"
+
+
+async def get_target(ctx: TickContext) -> Obj | None:
+    c = ctx.canary
+    return await ctx.cluster.get(workload_kind(c), c.namespace, c.target)
+
+
+async def get_primary(ctx: TickContext) -> Obj | None:
+    c = ctx.canary
+    return await ctx.cluster.get(workload_kind(c), c.namespace, f"{c.target}-primary")
+
+
+def not_found(canary: Canary) -> str:
+    """Flagger's Warning when the target is missing: ``deployment podinfo.test get query error: ...``."""
+    kind = workload_kind(canary)
+    word = kind.kind.lower()
+    return f'{word} {canary.target_key} get query error: {kind.plural}.apps "{canary.target}" not found'
+
+
 def owner_ref(ctx: TickContext) -> dict[str, Any]:
     """An ownerReference to the Canary (generated objects go with it)."""
     meta = ctx.obj.get("metadata", {})
@@ -45,12 +76,18 @@ def selector_label(canary: Canary, deployment: Obj) -> tuple[str, str]:
     for label in SELECTOR_LABELS:
         if label in match:
             return label, str(match[label])
-    raise TargetError(f"deployment {canary.target_key} spec.selector.matchLabels must contain one of "
+    word = workload_kind(canary).kind.lower()
+    raise TargetError(f"{word} {canary.target_key} spec.selector.matchLabels must contain one of "
                       f"[{' '.join(SELECTOR_LABELS)}]")
 
 
 def _primary_template(canary: Canary, deployment: Obj, label: str, value: str, cfgs: list[Config]) -> Obj:
     template = rewrite_to_primary(copy_json((deployment.get("spec") or {}).get("template") or {}), cfgs)
+    pod_spec = template.get("spec")
+    if isinstance(pod_spec, dict) and isinstance(pod_spec.get("nodeSelector"), dict):
+        pod_spec["nodeSelector"].pop(SCALE_TO_ZERO_LABEL, None)  # the primary is never scaled to zero
+        if not pod_spec["nodeSelector"]:
+            del pod_spec["nodeSelector"]
     meta = template.setdefault("metadata", {})
     meta["labels"] = {**(meta.get("labels") or {}), label: f"{value}-primary"}
     # A fresh flagger-id forces the primary to roll, as Flagger does on every promotion.
@@ -67,25 +104,38 @@ def build_primary(ctx: TickContext, deployment: Obj, label: str, value: str, cfg
     labels[label] = f"{value}-primary"
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
                    if "toolkit.fluxcd.io" not in k and k != "kubectl.kubernetes.io/last-applied-configuration"}
-    replicas = int(src.get("replicas", 1) or 0)
+    kind = workload_kind(canary)
     spec: Obj = {
-        "replicas": replicas if replicas > 0 else 1,
         "selector": {"matchLabels": {label: f"{value}-primary"}},
         "template": _primary_template(canary, deployment, label, value, cfgs),
     }
-    for key in ("progressDeadlineSeconds", "minReadySeconds", "revisionHistoryLimit", "strategy"):
+    if kind is DEPLOYMENT:
+        replicas = int(src.get("replicas", 1) or 0)
+        spec["replicas"] = replicas if replicas > 0 else 1
+    for key in _ROLLOUT_FIELDS[kind.kind]:
         if key in src:
             spec[key] = copy_json(src[key])
-    return DEPLOYMENT.new(canary.namespace, f"{canary.target}-primary", spec=spec) | {
+    return kind.new(canary.namespace, f"{canary.target}-primary", spec=spec) | {
         "metadata": {"name": f"{canary.target}-primary", "namespace": canary.namespace, "labels": labels,
                      "annotations": annotations, "ownerReferences": [owner_ref(ctx)]},
     }  # fmt: skip
 
 
+_ROLLOUT_FIELDS = {
+    "Deployment": ("progressDeadlineSeconds", "minReadySeconds", "revisionHistoryLimit", "strategy"),
+    "DaemonSet": ("minReadySeconds", "revisionHistoryLimit", "updateStrategy"),
+}
+
+
 async def ensure_primary(ctx: TickContext, deployment: Obj, label: str, value: str, cfgs: list[Config]) -> Obj:
-    """The primary Deployment (and its ``-primary`` configs), created when absent."""
+    """The primary workload (and its ``-primary`` configs), created when absent."""
     c = ctx.canary
-    primary = await ctx.cluster.get(DEPLOYMENT, c.namespace, f"{c.target}-primary")
+    if is_daemon_set(c):
+        strategy = (((deployment.get("spec") or {}).get("updateStrategy") or {}).get("type")) or "RollingUpdate"
+        if strategy != "RollingUpdate":
+            raise TargetError(f"createPrimaryDaemonSet failed: daemonset {c.target_key} must have RollingUpdate "
+                              f"strategy but have {strategy}")
+    primary = await get_primary(ctx)
     if primary is None:
         await copy_to_primary(ctx, cfgs, owner_ref(ctx))
         primary = await ctx.cluster.create(build_primary(ctx, deployment, label, value, cfgs))
@@ -137,31 +187,93 @@ def deployment_readiness(deployment: Obj, deadline: int, threshold: int, now: fl
     return Readiness()
 
 
+def daemon_set_readiness(daemon_set: Obj, deadline: int, threshold: int, since: float | None,
+                         now: float) -> Readiness:
+    """Flagger's ``isDaemonSetReady``: every scheduled daemon pod updated and enough of them available. The
+    deadline counts from the Canary's ``lastTransitionTime``, as Flagger's does."""
+    meta = daemon_set.get("metadata") or {}
+    status = daemon_set.get("status") or {}
+    if int(meta.get("generation", 1)) > int(status.get("observedGeneration", 0)):
+        return Readiness("waiting for rollout to finish: observed daemonset generation less than desired "
+                         "generation")
+    desired = int(status.get("desiredNumberScheduled", 0))
+    updated = int(status.get("updatedNumberScheduled", 0))
+    available = int(status.get("numberAvailable", 0))
+    needed = int(desired * threshold / 100)
+    if updated >= desired and available >= needed:
+        return Readiness()
+    if since is not None and since + deadline < now:
+        return Readiness(f"exceeded its progressDeadlineSeconds: {deadline}", False)
+    if updated < desired:
+        return Readiness(f"waiting for rollout to finish: {updated} out of {desired} new pods have been updated")
+    return Readiness(f"waiting for rollout to finish: {available} of {needed} (readyThreshold {threshold}%) "
+                     "updated pods are available")
+
+
+def _readiness(ctx: TickContext, workload: Obj, threshold: int) -> Readiness:
+    c = ctx.canary
+    if is_daemon_set(c):
+        since = _parse_time(ctx.status.get("lastTransitionTime"))
+        return daemon_set_readiness(workload, c.progress_deadline_seconds, threshold, since, ctx.now())
+    return deployment_readiness(workload, c.progress_deadline_seconds, threshold, ctx.now())
+
+
 async def primary_readiness(ctx: TickContext) -> Readiness:
     """``IsPrimaryReady``, with Flagger's message prefix."""
     c = ctx.canary
-    primary = await ctx.cluster.get(DEPLOYMENT, c.namespace, f"{c.target}-primary")
+    primary = await get_primary(ctx)
+    word = workload_kind(c).kind.lower()
     if primary is None:
-        return Readiness(f"{c.target}-primary.{c.namespace} not ready: deployment {c.target}-primary not found")
-    r = deployment_readiness(primary, c.progress_deadline_seconds, c.primary_ready_threshold, ctx.now())
-    return r if r.ready else Readiness(f"{c.target}-primary.{c.namespace} not ready: {r.error}", r.retriable)
+        return Readiness(f"{c.target}-primary.{c.namespace} not ready: {word} {c.target}-primary not found")
+    r = _readiness(ctx, primary, c.primary_ready_threshold)
+    if r.ready:
+        return r
+    if is_daemon_set(c):
+        return Readiness(f"primary daemonset {c.target}-primary.{c.namespace} not ready: {r.error}", r.retriable)
+    return Readiness(f"{c.target}-primary.{c.namespace} not ready: {r.error}", r.retriable)
 
 
 async def canary_readiness(ctx: TickContext, deployment: Obj) -> Readiness:
     """``IsCanaryReady``, with Flagger's message prefix."""
     c = ctx.canary
-    r = deployment_readiness(deployment, c.progress_deadline_seconds, c.canary_ready_threshold, ctx.now())
-    return r if r.ready else Readiness(f"canary deployment {c.target_key} not ready: {r.error}", r.retriable)
+    r = _readiness(ctx, deployment, c.canary_ready_threshold)
+    if r.ready:
+        return r
+    if is_daemon_set(c):
+        # Flagger's own wording, misspelling included (pkg/canary/daemonset_ready.go)
+        return Readiness(f"canary damonset {c.target_key} not ready with retryable {str(r.retriable).lower()}: "
+                         f"{r.error}", r.retriable)
+    return Readiness(f"canary deployment {c.target_key} not ready: {r.error}", r.retriable)
 
 
 async def scale(ctx: TickContext, name: str, replicas: int) -> None:
-    """Set ``spec.replicas`` of a Deployment in the Canary's namespace."""
-    await ctx.cluster.patch(DEPLOYMENT, ctx.canary.namespace, name, {"spec": {"replicas": replicas}})
+    """Set ``spec.replicas`` of a Deployment in the Canary's namespace; a DaemonSet goes to zero (or back)
+    by Flagger's node selector."""
+    c = ctx.canary
+    if is_daemon_set(c):
+        value = "true" if replicas <= 0 else None
+        await ctx.cluster.patch(DAEMON_SET, c.namespace, name, {"spec": {"template": {"spec": {
+            "nodeSelector": {SCALE_TO_ZERO_LABEL: value}}}}})
+        return
+    await ctx.cluster.patch(DEPLOYMENT, c.namespace, name, {"spec": {"replicas": replicas}})
+
+
+def scaled_to_zero(canary: Canary, workload: Obj) -> bool:
+    """Whether the target is at zero: no replicas, or (DaemonSet) Flagger's node selector on its pods."""
+    spec = workload.get("spec") or {}
+    if is_daemon_set(canary):
+        selector = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
+        return SCALE_TO_ZERO_LABEL in selector
+    return int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1) == 0
 
 
 async def scale_from_zero(ctx: TickContext, deployment: Obj) -> None:
-    """``ScaleFromZero``: target replicas if > 0; else the HPA's minReplicas if > 1, or the primary's, or 1."""
+    """``ScaleFromZero``: target replicas if > 0; else the HPA's minReplicas if > 1, or the primary's, or 1.
+    A DaemonSet loses Flagger's node selector."""
     c = ctx.canary
+    if is_daemon_set(c):
+        await scale(ctx, c.target, 1)
+        return
     replicas = int((deployment.get("spec") or {}).get("replicas", 0) or 0)
     if replicas <= 0:
         replicas = 1
@@ -221,14 +333,14 @@ async def promote(ctx: TickContext, deployment: Obj, label: str, value: str, cfg
     src = deployment.get("spec") or {}
     await copy_to_primary(ctx, cfgs, owner_ref(ctx))
     spec: Obj = {"template": _primary_template(c, deployment, label, value, cfgs)}
-    for key in ("progressDeadlineSeconds", "minReadySeconds", "revisionHistoryLimit", "strategy"):
+    for key in _ROLLOUT_FIELDS[workload_kind(c).kind]:
         if key in src:
             spec[key] = copy_json(src[key])
-    if c.spec.autoscaler_ref is None:
+    if c.spec.autoscaler_ref is None and not is_daemon_set(c):
         replicas = int(src.get("replicas", 1) or 0)
         if replicas > 0:
             spec["replicas"] = replicas
-    primary = await ctx.cluster.get(DEPLOYMENT, c.namespace, f"{c.target}-primary")
+    primary = await get_primary(ctx)
     if primary is None:
         raise TargetError(f"{c.target}-primary.{c.namespace} not found")
     primary["spec"] = {**(primary.get("spec") or {}), **spec}

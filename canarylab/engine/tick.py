@@ -11,7 +11,7 @@ from canarylab.engine import configs, hooks, routing, status, targets
 from canarylab.engine.alerts import raise_alert
 from canarylab.engine.checks import providers_online, run_metric_checks
 from canarylab.engine.context import TickContext, template_hash
-from canarylab.engine.kinds import DEPLOYMENT, Obj
+from canarylab.engine.kinds import Obj
 from canarylab.engine.routing import RoutingError
 from canarylab.engine.services import discovered_ports, initialize_services, reconcile_apex
 from canarylab.engine.targets import TargetError
@@ -32,9 +32,9 @@ async def advance_canary(ctx: TickContext) -> None:
         await status.write_status(ctx, {"phase": "Initializing", "canaryWeight": 0, "failedChecks": 0,
                                         "iterations": 0})  # fmt: skip
     # 2. the target and its selector label
-    target = await ctx.cluster.get(DEPLOYMENT, c.namespace, c.target)
+    target = await targets.get_target(ctx)
     if target is None:
-        await ctx.warn(f'deployment {c.target_key} get query error: deployments.apps "{c.target}" not found')
+        await ctx.warn(targets.not_found(c))
         return
     try:
         label, value = targets.selector_label(c, target)
@@ -59,7 +59,11 @@ async def advance_canary(ctx: TickContext) -> None:
         else:
             await ctx.info("all the metrics providers are available!")
     # 6. the primary, and during initialization its readiness
-    await targets.ensure_primary(ctx, target, label, value, cfgs)
+    try:
+        await targets.ensure_primary(ctx, target, label, value, cfgs)
+    except TargetError as err:
+        await ctx.warn(str(err))
+        return
     if initializing and not c.skip_analysis:
         ready = await targets.primary_readiness(ctx)
         if not ready.ready:
@@ -76,7 +80,7 @@ async def advance_canary(ctx: TickContext) -> None:
     # 9. the target waits at zero replicas
     if initializing:
         await targets.scale(ctx, c.target, 0)
-        target = await ctx.cluster.get(DEPLOYMENT, c.namespace, c.target) or target
+        target = await targets.get_target(ctx) or target
     # 10. the routing object
     await routing.reconcile(ctx)
     spec_hash = template_hash(target)
@@ -175,7 +179,8 @@ async def advance_canary(ctx: TickContext) -> None:
         await _promote(ctx, target, label, value, cfgs)
         return
     # 23. pre-rollout hooks on the first step, the analysis afterwards
-    if canary_weight == 0 and int(ctx.status.get("iterations", 0)) == 0:
+    mirrored = ctx.notes.mirrored
+    if canary_weight == 0 and int(ctx.status.get("iterations", 0)) == 0 and not (c.analysis.mirror and mirrored):
         await ctx.info(f"Starting canary analysis for {c.target_key}")
         if not await hooks.pre_rollout(ctx):
             await status.set_failed_checks(ctx, int(ctx.status.get("failedChecks", 0)) + 1)
@@ -189,7 +194,7 @@ async def advance_canary(ctx: TickContext) -> None:
     elif c.strategy == "blue-green":
         await _run_blue_green(ctx, target, label, value, cfgs)
     elif c.next_step_weight(canary_weight) > 0:
-        if ctx.phase not in ("Promoting", "WaitingPromotion", "Finalising") \
+        if not mirrored and ctx.phase not in ("Promoting", "WaitingPromotion", "Finalising") \
                 and not await hooks.confirm_traffic_increase(ctx):
             return
         await _run_canary(ctx, target, label, value, cfgs, primary_weight, canary_weight)
@@ -235,7 +240,7 @@ async def rollback(ctx: TickContext) -> None:
     await routing.set_routes(ctx, 100, 0)
     await ctx.warn(f"Canary failed! Scaling down {c.key}", phase="Failed")
     await targets.scale(ctx, c.target, 0)
-    target = await ctx.cluster.get(DEPLOYMENT, c.namespace, c.target)
+    target = await targets.get_target(ctx)
     spec_hash = template_hash(target) if target else str(ctx.status.get("lastAppliedSpec", ""))
     try:
         tracked: dict[str, str] | None = configs.tracked(await configs.target_configs(ctx, target or {}))
@@ -268,9 +273,15 @@ async def _run_canary(ctx: TickContext, target: Obj, label: str, value: str, cfg
     c = ctx.canary
     if canary < c.max_weight:
         step = c.next_step_weight(canary)
-        primary = max(0, primary - step)
-        canary = min(100, canary + step)
-        await routing.set_routes(ctx, primary, canary)
+        mirrored = False
+        if c.analysis.mirror and canary == 0:
+            # one step of mirroring first: every request also reaches the canary, only the primary answers
+            mirrored = not ctx.notes.mirrored
+            primary, canary = (100, 0) if mirrored else (100 - step, step)
+        else:
+            primary = max(0, primary - step)
+            canary = min(100, canary + step)
+        await routing.set_routes(ctx, primary, canary, mirrored=mirrored)
         await status.set_weight(ctx, canary)
         await ctx.info(f"Advance {c.key} canary weight {canary}")
         return
@@ -303,6 +314,8 @@ async def _run_blue_green(ctx: TickContext, target: Obj, label: str, value: str,
     n = c.analysis.iterations
     i = int(ctx.status.get("iterations", 0))
     if n > i:
+        if c.analysis.mirror and not ctx.notes.mirrored:
+            await routing.set_routes(ctx, 100, 0, mirrored=True)  # mirror during the whole Blue/Green test
         await status.set_iterations(ctx, i + 1)
         await ctx.info(f"Advance {c.key} canary iteration {i + 1}/{n}")
         return
@@ -311,7 +324,8 @@ async def _run_blue_green(ctx: TickContext, target: Obj, label: str, value: str,
         return
     if not await hooks.confirm_promotion(ctx):
         return
-    await ctx.info("Routing all traffic to canary")
+    await ctx.info("Stop traffic mirroring and route all traffic to canary" if c.analysis.mirror
+                   else "Routing all traffic to canary")
     await routing.set_routes(ctx, 0, 100)
     await status.set_iterations(ctx, i + 1)
 

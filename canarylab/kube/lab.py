@@ -16,7 +16,7 @@ import httpx
 
 from canarylab.engine.alerts import Alerts
 from canarylab.engine.clock import LoopClock
-from canarylab.engine.kinds import DEPLOYMENT, NAMESPACE
+from canarylab.engine.kinds import DAEMON_SET, DEPLOYMENT, NAMESPACE
 from canarylab.engine.ports import ClusterError, Conflict, Metrics, NotFound, Webhooks
 from canarylab.errors import UserError
 from canarylab.kube import config
@@ -174,7 +174,8 @@ class KubeLab:
     async def set_image(self, namespace: str, deployment: str, container: str, image: str) -> None:
         """``kubectl set image deployment/<deployment> <container>=<image>`` (read, change, replace)."""
         for _ in range(5):
-            obj = await self.cluster.get(DEPLOYMENT, namespace, deployment)
+            obj = await self.cluster.get(DEPLOYMENT, namespace, deployment) \
+                or await self.cluster.get(DAEMON_SET, namespace, deployment)
             if obj is None:
                 raise UserError(f"deployment {namespace}/{deployment} not found on {self.title}")
             containers = obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []

@@ -67,8 +67,30 @@ class HTTPRoute(APIObject):
     namespaced = True
 
 
+class VirtualService(APIObject):
+    """``virtualservices.networking.istio.io/v1beta1``: the routing object of provider ``istio``."""
+
+    version = "networking.istio.io/v1beta1"
+    endpoint = "virtualservices"
+    kind = "VirtualService"
+    plural = "virtualservices"
+    singular = "virtualservice"
+    namespaced = True
+
+
+class DestinationRule(APIObject):
+    """``destinationrules.networking.istio.io/v1beta1``: one per generated Service with provider ``istio``."""
+
+    version = "networking.istio.io/v1beta1"
+    endpoint = "destinationrules"
+    kind = "DestinationRule"
+    plural = "destinationrules"
+    singular = "destinationrule"
+    namespaced = True
+
+
 _OURS: dict[str, type[APIObject]] = {c.kind: c for c in (Canary, MetricTemplate, AlertProvider, TrafficSplit,
-                                                                   HTTPRoute)}
+                                                          HTTPRoute, VirtualService, DestinationRule)}
 
 
 def _resolve(kind: Kind) -> type[APIObject]:

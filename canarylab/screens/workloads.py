@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from canarylab.engine.kinds import DEPLOYMENT, HPA, Obj
+from canarylab.engine.kinds import DAEMON_SET, DEPLOYMENT, HPA, Obj
 from canarylab.engine.ports import Cluster, ClusterError
 
 
@@ -66,9 +66,12 @@ def revision(role: str, name: str, deployment: Obj | None, hpa: Obj | None) -> R
     if deployment is None:
         return Revision(role, name)
     spec, status = deployment.get("spec", {}), deployment.get("status", {}) or {}
+    if deployment.get("kind") == "DaemonSet":  # one pod per admitted node
+        ready, desired = int(status.get("numberReady") or 0), int(status.get("desiredNumberScheduled") or 0)
+    else:
+        ready, desired = int(status.get("readyReplicas") or 0), int(spec.get("replicas", 1) or 0)
     return Revision(
-        role=role, deployment=name, image=first_image(deployment),
-        ready=int(status.get("readyReplicas") or 0), desired=int(spec.get("replicas", 1) or 0),
+        role=role, deployment=name, image=first_image(deployment), ready=ready, desired=desired,
         hpa=hpa_text(hpa), found=True,
     )  # fmt: skip
 
@@ -84,8 +87,13 @@ async def read_workloads(cluster: Cluster, namespace: str, target: str) -> Workl
     """Both revisions of ``target`` in ``namespace``."""
     primary_name = f"{target}-primary"
     return Workloads(
-        primary=revision("primary", primary_name, await _get(cluster, DEPLOYMENT, namespace, primary_name),
+        primary=revision("primary", primary_name, await _workload(cluster, namespace, primary_name),
                          await _get(cluster, HPA, namespace, primary_name)),
-        canary=revision("canary", target, await _get(cluster, DEPLOYMENT, namespace, target),
+        canary=revision("canary", target, await _workload(cluster, namespace, target),
                         await _get(cluster, HPA, namespace, target)),
     )
+
+
+async def _workload(cluster: Cluster, namespace: str, name: str) -> Obj | None:
+    """The Deployment of that name, else the DaemonSet (a Canary targets one or the other)."""
+    return await _get(cluster, DEPLOYMENT, namespace, name) or await _get(cluster, DAEMON_SET, namespace, name)

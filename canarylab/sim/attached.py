@@ -16,9 +16,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from canarylab.engine.kinds import CANARY, HTTP_ROUTE, POD, SERVICE, TRAFFIC_SPLIT, Kind, Obj
+from canarylab.engine.kinds import CANARY, HTTP_ROUTE, POD, SERVICE, TRAFFIC_SPLIT, VIRTUAL_SERVICE, Kind, Obj
 from canarylab.engine.ports import Clock, Cluster, ClusterError, WatchEvent
-from canarylab.sim.cluster import MatchedRule, RouteIndex, ServiceInfo, SimPod
+from canarylab.sim.cluster import MatchedRule, ServiceInfo, SimCluster, SimPod
 from canarylab.sim.workloads import Fault
 
 log = logging.getLogger("canarylab.sim.attached")
@@ -26,7 +26,8 @@ log = logging.getLogger("canarylab.sim.attached")
 RETRY_SECONDS = 2.0
 """Wait before re-watching a kind the server does not serve yet (its CRD is being installed)."""
 
-WATCHED: tuple[Kind, ...] = (SERVICE, POD, TRAFFIC_SPLIT, HTTP_ROUTE, CANARY)
+ROUTING: tuple[Kind, ...] = (TRAFFIC_SPLIT, HTTP_ROUTE, VIRTUAL_SERVICE)
+WATCHED: tuple[Kind, ...] = (SERVICE, POD, *ROUTING, CANARY)
 
 
 def deployment_of(pod: Obj) -> str:
@@ -57,18 +58,33 @@ class ClusterView:
         self.source = cluster
         self.clock = clock
         self.services: dict[tuple[str, str], ServiceInfo] = {}
-        self.routes: dict[tuple[str, str], list[tuple[str, int]]] = {}
-        self.matched_routes: dict[tuple[str, str], list[MatchedRule]] = {}
         self.canaries: dict[tuple[str, str], Obj] = {}
         self.pods: dict[tuple[str, str], dict[str, SimPod]] = {}
         """Pods per Deployment ``(namespace, name)``."""
         self.topology = 0
         self.pod_listeners: list[Callable[[SimPod, str], None]] = []
         """Called with ``(pod, "added"|"removed")``, as :class:`~canarylab.sim.cluster.SimCluster` does."""
-        self._route_index = RouteIndex()
+        # The simulated cluster's own index of routing objects (weights, header matches, mirrors), fed with
+        # the real cluster's TrafficSplits, HTTPRoutes and VirtualServices: one routing model for both labs.
+        self._router = SimCluster(clock)
         self._by_name: dict[tuple[str, str], SimPod] = {}
 
     # ------------------------------------------------------------------------------ Topology
+
+    @property
+    def routes(self) -> dict[tuple[str, str], list[tuple[str, int]]]:
+        """Weighted backends per apex Service, from the routing objects."""
+        return self._router.routes
+
+    @property
+    def matched_routes(self) -> dict[tuple[str, str], list[MatchedRule]]:
+        """Header-matched rules per apex Service (A/B testing)."""
+        return self._router.matched_routes
+
+    @property
+    def mirrors(self) -> dict[tuple[str, str], tuple[str, float]]:
+        """Mirrored traffic per apex Service."""
+        return self._router.mirrors
 
     def ready_pods(self, namespace: str, selector: dict[str, str]) -> list[SimPod]:
         """Ready pods in ``namespace`` whose labels match every ``selector`` entry (sorted by name)."""
@@ -115,10 +131,8 @@ class ClusterView:
                 self.services[key] = ServiceInfo(dict(spec.get("selector") or {}), list(spec.get("ports") or []))
         elif kind is POD:
             self._pod(key, obj, deleted)
-        elif kind in (TRAFFIC_SPLIT, HTTP_ROUTE):
-            self._route_index.update(kind.kind, key, None if deleted else obj)
-            self.routes = self._route_index.routes
-            self.matched_routes = self._route_index.matched_routes
+        elif kind in ROUTING:
+            self._router._on_change(event)  # the same package's routing model, on purpose
         elif kind is CANARY:
             if deleted:
                 self.canaries.pop(key, None)

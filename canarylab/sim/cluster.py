@@ -33,7 +33,18 @@ from typing import Any
 
 from canarylab.engine.clock import sleep_or_wake
 from canarylab.engine.documents import rfc3339
-from canarylab.engine.kinds import CANARY, DEPLOYMENT, HPA, HTTP_ROUTE, POD, SERVICE, TRAFFIC_SPLIT, Obj
+from canarylab.engine.kinds import (
+    CANARY,
+    DAEMON_SET,
+    DEPLOYMENT,
+    HPA,
+    HTTP_ROUTE,
+    POD,
+    SERVICE,
+    TRAFFIC_SPLIT,
+    VIRTUAL_SERVICE,
+    Obj,
+)
 from canarylab.engine.memory_cluster import MemoryCluster
 from canarylab.engine.ports import Clock, WatchEvent
 from canarylab.sim.workloads import Fault
@@ -45,6 +56,11 @@ TERMINATION_SECONDS = 2.0
 HPA_SYNC_SECONDS = 15.0
 """The HPA controller's sync period (Kubernetes' default)."""
 DEFAULT_PROGRESS_DEADLINE = 600
+NODES: dict[str, dict[str, str]] = {
+    f"sim-node-{i}": {"kubernetes.io/hostname": f"sim-node-{i}", "kubernetes.io/os": "linux",
+                      "kubernetes.io/arch": "amd64"} for i in (1, 2, 3)
+}
+"""The simulated nodes and their labels: a DaemonSet runs one pod on each node its node selector admits."""
 
 _HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' SafeEncodeString alphabet
 
@@ -78,46 +94,6 @@ class SimPod:
         return self.ready_since is not None and not self.terminating and now - self.ready_since >= min_ready
 
 
-class RouteIndex:
-    """TrafficSplits and HTTPRoutes by apex Service ``(namespace, apex)``: the weighted backends, and for an
-    HTTPRoute with header matches its matched rules. Kept by :class:`SimCluster` and by the view of a real
-    cluster (:class:`canarylab.sim.attached.ClusterView`)."""
-
-    def __init__(self) -> None:
-        self.route_sources: dict[tuple[str, str, str], tuple[str, list[tuple[str, int]]]] = {}
-        self.matched_sources: dict[tuple[str, str, str], tuple[str, list[MatchedRule]]] = {}
-        self.routes: dict[tuple[str, str], list[tuple[str, int]]] = {}
-        self.matched_routes: dict[tuple[str, str], list[MatchedRule]] = {}
-
-    def update(self, kind: str, key: tuple[str, str], obj: Obj | None) -> None:
-        """Record (or, with ``obj`` None, forget) one routing object."""
-        source = (kind, *key)
-        self.route_sources.pop(source, None)
-        self.matched_sources.pop(source, None)
-        if obj is not None:
-            spec = obj.get("spec") or {}
-            if kind == TRAFFIC_SPLIT.kind:
-                apex = spec.get("service") or key[1]
-                backends = [(str(b.get("service", "")), int(b.get("weight", 0) or 0))
-                            for b in spec.get("backends") or []]
-            else:
-                parents = [p.get("name") for p in spec.get("parentRefs") or [] if p.get("kind") == "Service"]
-                apex = parents[0] if parents else key[1]
-                rules = spec.get("rules") or [{}]
-                backends = _http_backends(rules[-1])
-                matched = [(alternatives, _http_backends(rule)) for rule in rules[:-1]
-                           if (alternatives := _conditions(rule.get("matches")))]
-                if matched:
-                    self.matched_sources[source] = (str(apex), matched)
-            self.route_sources[source] = (str(apex), backends)
-        self.routes = {}
-        for (_, ns, _), (apex, backends) in sorted(self.route_sources.items()):
-            self.routes.setdefault((ns, apex), backends)
-        self.matched_routes = {}
-        for (_, ns, _), (apex, rules) in sorted(self.matched_sources.items()):
-            self.matched_routes.setdefault((ns, apex), rules)
-
-
 @dataclass
 class ServiceInfo:
     """What routing needs about a Service."""
@@ -141,6 +117,9 @@ class SimCluster(MemoryCluster):
         self.matched_routes: dict[tuple[str, str], list[MatchedRule]] = {}
         """An HTTPRoute's earlier rules that match on headers (A/B testing): per rule, its alternative
         matches (each a list of conditions that must all hold) and its weighted backends."""
+        self.mirrors: dict[tuple[str, str], tuple[str, float]] = {}
+        """Per apex Service, the Service its requests are mirrored to and the share mirrored (Blue/Green with
+        ``mirror``: the copies reach the canary, their answers are dropped)."""
         self.canaries: dict[tuple[str, str], Obj] = {}
         self.topology = 0
         """Bumped whenever something that decides where traffic goes changes (for caches)."""
@@ -148,9 +127,13 @@ class SimCluster(MemoryCluster):
         """Called with ``(pod, "added"|"removed")`` when a pod appears or is gone (the metrics store)."""
         self._ready_index: dict[str, dict[str, set[str]]] = {}  # ns -> "k=v" -> ready pod names
         self._ready_pods: dict[tuple[str, str], SimPod] = {}
-        self._route_index = RouteIndex()
+        self._route_sources: dict[tuple[str, str, str], tuple[str, list[tuple[str, int]]]] = {}
+        self._matched_sources: dict[tuple[str, str, str], tuple[str, list[MatchedRule]]] = {}
+        self._mirror_sources: dict[tuple[str, str, str], tuple[str, str, float]] = {}
         self._hpas: dict[tuple[str, str], Obj] = {}
         self._deployments: dict[tuple[str, str], Obj] = {}
+        self._daemon_sets: dict[tuple[str, str], Obj] = {}
+        self._pod_nodes: dict[tuple[str, str], str] = {}  # (namespace, pod) -> node, for daemon pods
         self._replica_sets: dict[tuple[str, str], set[str]] = {}
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
@@ -230,6 +213,15 @@ class SimCluster(MemoryCluster):
             status = obj.get("status") or {}
             if status.get("observedGeneration") != meta.get("generation"):
                 self._reconcile(key)
+        elif kind == DAEMON_SET.kind:
+            if deleted:
+                self._daemon_sets.pop(key, None)
+                for pod in list(self.pods.get(key, {}).values()):
+                    self._terminate(pod)
+                return
+            self._daemon_sets[key] = obj
+            if (obj.get("status") or {}).get("observedGeneration") != meta.get("generation"):
+                self._reconcile(key)
         elif kind == SERVICE.kind:
             if deleted:
                 self.services.pop(key, None)
@@ -237,7 +229,7 @@ class SimCluster(MemoryCluster):
                 spec = obj.get("spec") or {}
                 self.services[key] = ServiceInfo(dict(spec.get("selector") or {}), list(spec.get("ports") or []))
             self.topology += 1
-        elif kind in (TRAFFIC_SPLIT.kind, HTTP_ROUTE.kind):
+        elif kind in (TRAFFIC_SPLIT.kind, HTTP_ROUTE.kind, VIRTUAL_SERVICE.kind):
             self._index_route(kind, key, None if deleted else obj)
         elif kind == HPA.kind:
             if deleted:
@@ -254,9 +246,54 @@ class SimCluster(MemoryCluster):
                 self.canaries[key] = obj
 
     def _index_route(self, kind: str, key: tuple[str, str], obj: Obj | None) -> None:
-        self._route_index.update(kind, key, obj)
-        self.routes = self._route_index.routes
-        self.matched_routes = self._route_index.matched_routes
+        source = (kind, *key)
+        self._route_sources.pop(source, None)
+        self._matched_sources.pop(source, None)
+        self._mirror_sources.pop(source, None)
+        if obj is not None:
+            spec = obj.get("spec") or {}
+            if kind == VIRTUAL_SERVICE.kind:
+                short = [h for h in spec.get("hosts") or [] if isinstance(h, str) and "." not in h and h != "*"]
+                apex = short[-1] if short else key[1]
+                http = [r for r in spec.get("http") or [] if isinstance(r, dict)] or [{}]
+                backends = _istio_backends(http[-1])
+                matched = [(alternatives, _istio_backends(r)) for r in http[:-1]
+                           if (alternatives := _istio_conditions(r.get("match")))]
+                if matched:
+                    self._matched_sources[source] = (str(apex), matched)
+                for r in http:
+                    mirror = (r.get("mirror") or {}).get("host")
+                    if mirror:
+                        share = float((r.get("mirrorPercentage") or {}).get("value", 100.0)) / 100
+                        self._mirror_sources[source] = (str(apex), str(mirror).split(".")[0], share)
+            elif kind == TRAFFIC_SPLIT.kind:
+                apex = spec.get("service") or key[1]
+                backends = [(str(b.get("service", "")), int(b.get("weight", 0) or 0))
+                            for b in spec.get("backends") or []]
+            else:
+                parents = [p.get("name") for p in spec.get("parentRefs") or [] if p.get("kind") == "Service"]
+                apex = parents[0] if parents else key[1]
+                rules = spec.get("rules") or [{}]
+                backends = _http_backends(rules[-1])
+                matched = [(alternatives, _http_backends(rule)) for rule in rules[:-1]
+                           if (alternatives := _conditions(rule.get("matches")))]
+                if matched:
+                    self._matched_sources[source] = (str(apex), matched)
+                for rule in rules:
+                    for flt in rule.get("filters") or []:
+                        ref = ((flt or {}).get("requestMirror") or {}).get("backendRef") or {}
+                        if isinstance(flt, dict) and flt.get("type") == "RequestMirror" and ref.get("name"):
+                            self._mirror_sources[source] = (str(apex), str(ref["name"]), 1.0)
+            self._route_sources[source] = (str(apex), backends)
+        self.routes = {}
+        for (_, ns, _), (apex, backends) in sorted(self._route_sources.items()):
+            self.routes.setdefault((ns, apex), backends)
+        self.matched_routes = {}
+        for (_, ns, _), (apex, rules) in sorted(self._matched_sources.items()):
+            self.matched_routes.setdefault((ns, apex), rules)
+        self.mirrors = {}
+        for (_, ns, _), (apex, service, share) in sorted(self._mirror_sources.items()):
+            self.mirrors.setdefault((ns, apex), (service, share))
         self.topology += 1
 
     # --------------------------------------------------------------------------------- timers
@@ -274,6 +311,9 @@ class SimCluster(MemoryCluster):
 
     def _reconcile(self, key: tuple[str, str], *, scale_only: bool | None = None) -> None:
         """Bring a Deployment's pods toward its spec and write its status (Kubernetes' rolling update)."""
+        if key in self._daemon_sets:
+            self._reconcile_daemon_set(key)
+            return
         dep = self._deployments.get(key)
         if dep is None:
             return
@@ -317,6 +357,72 @@ class SimCluster(MemoryCluster):
                     self._terminate(pod)
         self._write_status(key, dep, want, now, min_ready, new_rs_created, scale_only)
 
+    def _reconcile_daemon_set(self, key: tuple[str, str]) -> None:
+        """One pod per admitted node, replaced node by node (RollingUpdate, maxUnavailable 1 by default)."""
+        ds = self._daemon_sets[key]
+        now = self.clock.now()
+        spec = ds.get("spec") or {}
+        template = spec.get("template") or {}
+        want = template_hash(template)
+        selector = (template.get("spec") or {}).get("nodeSelector") or {}
+        nodes = [n for n, labels in NODES.items() if all(labels.get(k) == v for k, v in selector.items())]
+        min_ready = float(spec.get("minReadySeconds", 0) or 0)
+        pods = self.pods.setdefault(key, {})
+        on_node: dict[str, list[SimPod]] = {}
+        for pod in pods.values():
+            if not pod.terminating:
+                on_node.setdefault(self._pod_nodes.get((pod.namespace, pod.name), ""), []).append(pod)
+        for node, node_pods in on_node.items():
+            if node not in nodes:  # the node selector no longer admits this node ("scaled to zero")
+                for pod in node_pods:
+                    self._terminate(pod)
+        busy = {n for n, ps in on_node.items() if n in nodes} | {
+            self._pod_nodes.get((p.namespace, p.name), "") for p in pods.values() if p.terminating}
+        for node in nodes:
+            if node not in busy:
+                pod = self._create_pod(key, ds, template, want)
+                self._pod_nodes[(pod.namespace, pod.name)] = node
+                self.patch_now(POD, pod.namespace, pod.name, {"spec": {"nodeName": node}})
+        rolling = (spec.get("updateStrategy") or {}).get("rollingUpdate") or {}
+        budget = max(1, _resolve(rolling.get("maxUnavailable", 1), len(nodes), up=False))
+        unavailable = sum(1 for n in nodes if not any(p.available(now, min_ready) for p in on_node.get(n, [])))
+        old = [p for n in nodes for p in on_node.get(n, []) if p.hash != want]
+        for pod in sorted(old, key=lambda p: (p.ready, p.created)):
+            if not pod.ready:
+                self._terminate(pod)  # an unready old pod costs no availability
+            elif unavailable < budget:
+                self._terminate(pod)
+                unavailable += 1
+        self._write_daemon_set_status(key, ds, want, nodes, now, min_ready)
+
+    def _write_daemon_set_status(self, key: tuple[str, str], ds: Obj, want: str, nodes: list[str], now: float,
+                                 min_ready: float) -> None:
+        live = [p for p in self.pods.get(key, {}).values() if not p.terminating
+                and self._pod_nodes.get((p.namespace, p.name)) in nodes]
+        available = sum(p.available(now, min_ready) for p in live)
+        status: Obj = {
+            "observedGeneration": ds["metadata"].get("generation", 1),
+            "desiredNumberScheduled": len(nodes),
+            "currentNumberScheduled": len({self._pod_nodes.get((p.namespace, p.name)) for p in live}),
+            "numberMisscheduled": 0,
+            "numberReady": sum(p.ready for p in live),
+            "updatedNumberScheduled": sum(p.hash == want for p in live),
+            "numberAvailable": available,
+            "numberUnavailable": max(0, len(nodes) - available),
+        }
+        for name in ("updatedNumberScheduled", "numberAvailable", "numberUnavailable"):
+            if status[name] == 0:
+                del status[name]  # omitted when zero, as Kubernetes writes them
+        old_status: Obj = ds.get("status") or {}
+        if status == old_status:
+            return
+        patch: Obj = {k: None for k in old_status if k not in status}
+        patch.update(status)
+        self.patch_status_now(DAEMON_SET, key[0], key[1], patch)
+        self._daemon_sets[key] = {**ds, "status": status}
+        if min_ready > 0 and available < len(live):
+            self._at(now + min_ready, lambda: self._reconcile(key))
+
     def _scale_new(self, key: tuple[str, str], dep: Obj, template: Obj, want: str, new: list[SimPod],
                    desired: int, room: int) -> None:
         if len(new) < desired:
@@ -328,7 +434,7 @@ class SimCluster(MemoryCluster):
             for pod in victims:
                 self._terminate(pod)
 
-    def _create_pod(self, key: tuple[str, str], dep: Obj, template: Obj, want: str) -> None:
+    def _create_pod(self, key: tuple[str, str], dep: Obj, template: Obj, want: str) -> SimPod:
         namespace, deployment = key
         now = self.clock.now()
         name = f"{deployment}-{want}-{_suffix(next(self._pod_seq))}"
@@ -352,6 +458,7 @@ class SimCluster(MemoryCluster):
         for listener in self.pod_listeners:
             listener(pod, "added")
         self._at(now + _ready_delay(name), lambda: self._pod_ready(pod))
+        return pod
 
     def _pod_ready(self, pod: SimPod) -> None:
         if pod.terminating or pod.ready_since is not None:
@@ -370,7 +477,7 @@ class SimCluster(MemoryCluster):
         })  # fmt: skip
         key = (pod.namespace, pod.deployment)
         self._reconcile(key)
-        dep = self._deployments.get(key)
+        dep = self._deployments.get(key) or self._daemon_sets.get(key)
         min_ready = float(((dep or {}).get("spec") or {}).get("minReadySeconds", 0) or 0)
         if min_ready > 0:
             self._at(now + min_ready, lambda: self._reconcile(key))
@@ -393,6 +500,7 @@ class SimCluster(MemoryCluster):
     def _remove_pod(self, pod: SimPod) -> None:
         key = (pod.namespace, pod.deployment)
         self.pods.get(key, {}).pop(pod.name, None)
+        self._pod_nodes.pop((pod.namespace, pod.name), None)
         if self.get_now(POD, pod.namespace, pod.name) is not None:
             self.delete_now(POD, pod.namespace, pod.name)
         for listener in self.pod_listeners:
@@ -523,6 +631,8 @@ class Condition:
                 return re.search(self.value, given) is not None
             except re.error:
                 return False
+        if self.type == "Prefix":
+            return given.startswith(self.value)
         return given == self.value
 
 
@@ -543,6 +653,31 @@ def _conditions(matches: Any) -> list[list[Condition]]:
             conditions.append(Condition("path", "", str(path.get("type") or "PathPrefix"), str(path["value"])))
         out.append(conditions)
     return out
+
+
+def _istio_conditions(matches: Any) -> list[list[Condition]]:
+    """Istio ``HTTPMatchRequest``s that test headers, as conditions (exact, prefix or regex)."""
+    out: list[list[Condition]] = []
+    for m in matches or []:
+        if not isinstance(m, dict) or not isinstance(m.get("headers"), dict):
+            continue
+        conditions = []
+        for name, test in m["headers"].items():
+            test = test if isinstance(test, dict) else {}
+            for key, kind in (("exact", "Exact"), ("prefix", "Prefix"), ("regex", "RegularExpression")):
+                if test.get(key) is not None:
+                    conditions.append(Condition("header", str(name), kind, str(test[key])))
+                    break
+        if conditions:
+            out.append(conditions)
+    return out
+
+
+def _istio_backends(route: Any) -> list[tuple[str, int]]:
+    dests = route.get("route") if isinstance(route, dict) else None
+    return [(str((d.get("destination") or {}).get("host", "")).split(".")[0],
+             int(d.get("weight", 100 if len(dests or []) == 1 else 0) or 0))
+            for d in dests or [] if isinstance(d, dict)]
 
 
 def _http_backends(rule: Any) -> list[tuple[str, int]]:

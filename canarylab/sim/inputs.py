@@ -16,8 +16,8 @@ from canarylab.errors import UserError
 from canarylab.manifests import load_documents, seed_lab
 
 ACCEPTED_KINDS = (
-    "Namespace", "Deployment", "Service", "HorizontalPodAutoscaler", "TrafficSplit", "HTTPRoute", "Canary",
-    "MetricTemplate", "AlertProvider", "ConfigMap", "Secret",
+    "Namespace", "Deployment", "DaemonSet", "Service", "HorizontalPodAutoscaler", "TrafficSplit", "HTTPRoute",
+    "Canary", "MetricTemplate", "AlertProvider", "ConfigMap", "Secret",
 )  # fmt: skip
 CLUSTER_SCOPED = ("Namespace",)
 
@@ -74,12 +74,13 @@ def _check_refs(canary: Obj, where: str, present: set[tuple[str, str, str]]) -> 
     ns = _namespace(canary)
     label = f"{where} (Canary {canary['metadata']['name']})"
     target = _get(canary, "spec", "targetRef") or {}
-    if target.get("kind", "Deployment") != "Deployment":
-        raise UserError(f"{label}: spec.targetRef.kind {target.get('kind')!r} is not simulated: the lab runs "
-                        "Deployment targets.")
-    if ("Deployment", ns, str(target.get("name"))) not in present:
-        raise UserError(f"{label}: spec.targetRef.name: Deployment {target.get('name')} is not in namespace {ns} "
-                        "of the lab: add it with -f, or point the Canary at a Deployment the lab has.")
+    kind = target.get("kind", "Deployment")
+    if kind not in ("Deployment", "DaemonSet"):
+        raise UserError(f"{label}: spec.targetRef.kind {kind!r} is not simulated: the lab runs Deployment and "
+                        "DaemonSet targets.")
+    if (kind, ns, str(target.get("name"))) not in present:
+        raise UserError(f"{label}: spec.targetRef.name: {kind} {target.get('name')} is not in namespace {ns} "
+                        f"of the lab: add it with -f, or point the Canary at a {kind} the lab has.")
     scaler = _get(canary, "spec", "autoscalerRef")
     if isinstance(scaler, dict) and ("HorizontalPodAutoscaler", ns, str(scaler.get("name"))) not in present:
         raise UserError(f"{label}: spec.autoscalerRef.name: HorizontalPodAutoscaler {scaler.get('name')} is not in "
@@ -106,7 +107,7 @@ def check_object(doc: Obj, where: str) -> None:
             parse_metric_template(doc)
         except SpecError as err:
             raise UserError(f"{label}: {'; '.join(str(p) for p in err.problems)}.") from None
-    elif kind == "Deployment":
+    elif kind in ("Deployment", "DaemonSet"):
         _check_deployment(doc, label)
     elif kind == "Service":
         ports = _get(doc, "spec", "ports")

@@ -18,7 +18,7 @@ from canarylab.engine.alerts import HttpAlerts, NoAlerts
 from canarylab.engine.clock import LoopClock, VirtualTimeLoop
 from canarylab.engine.controller import Engine
 from canarylab.engine.flagger_metrics import FlaggerMetrics
-from canarylab.engine.kinds import DEPLOYMENT, Obj
+from canarylab.engine.kinds import DAEMON_SET, DEPLOYMENT, Obj
 from canarylab.engine.ports import MetricQuery, Metrics, NotFound
 from canarylab.errors import UserError
 from canarylab.sim.cluster import SimCluster, SimPod
@@ -160,20 +160,24 @@ class SimLab:
     # ---------------------------------------------------------------------------------- user actions
 
     async def set_image(self, namespace: str, deployment: str, container: str, image: str) -> None:
-        """``kubectl set image deployment/<deployment> <container>=<image>``."""
+        """``kubectl set image deployment/<deployment> <container>=<image>`` (or ``daemonset/<name>``: the
+        Deployment of that name, else the DaemonSet)."""
         self._writable()
+        kind = DEPLOYMENT
         obj = self.cluster.get_now(DEPLOYMENT, namespace, deployment)
+        if obj is None:
+            kind, obj = DAEMON_SET, self.cluster.get_now(DAEMON_SET, namespace, deployment)
         if obj is None:
             raise NotFound(f'deployments "{deployment}" not found in namespace "{namespace}"')
         containers = obj["spec"]["template"]["spec"]["containers"]
         names = [c.get("name") for c in containers]
         if container not in names:
-            raise UserError(f"Deployment {deployment}.{namespace} has no container {container!r} "
+            raise UserError(f"{kind.kind} {deployment}.{namespace} has no container {container!r} "
                             f"(it has {', '.join(map(str, names))}).")
         for c in containers:
             if c.get("name") == container:
                 c["image"] = image
-        await self.cluster.patch(DEPLOYMENT, namespace, deployment,
+        await self.cluster.patch(kind, namespace, deployment,
                                  {"spec": {"template": {"spec": {"containers": containers}}}})
 
     async def set_fault(self, namespace: str, deployment: str, error_rate: float, latency_ms: float,

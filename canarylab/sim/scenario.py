@@ -22,6 +22,7 @@ DEFAULT_NAMESPACE = "test"
 DEFAULT_IMAGE = "stefanprodan/podinfo:3.1.1"
 
 _FIELDS: dict[str, tuple[set[str], set[str]]] = {  # action -> (required, optional) besides namespace
+    # "deployment" stands for the workload: a step names a deployment or a daemonset (one of the two)
     "setImage": ({"deployment", "container", "image"}, set()),
     "fault": ({"deployment"}, {"errorRate", "latencyMs", "neverReady"}),
     "clearFault": ({"deployment"}, set()),
@@ -48,10 +49,24 @@ class Step:
         return f"step {self.index} ({self.action} at {_show_seconds(self.at)})"
 
 
-def default_scenario() -> list[Step]:
-    """The seed's walkthrough: set podinfo's image to 3.1.1 at 0s."""
-    return [Step(0.0, "setImage", DEFAULT_NAMESPACE,
-                 {"deployment": "podinfo", "container": "podinfod", "image": DEFAULT_IMAGE}, 1)]
+def default_scenario(objects: Iterable[Obj] = ()) -> list[Step]:
+    """The seed's walkthrough: a new image (3.1.1) at 0s on the target of the first Canary, whatever its kind
+    (podinfo's Deployment in the seed)."""
+    objects = list(objects)
+    canary = next((o for o in objects if o.get("kind") == "Canary"), None)
+    ref = ((canary or {}).get("spec") or {}).get("targetRef") or {}
+    kind = "daemonset" if ref.get("kind") == "DaemonSet" else "deployment"
+    name = str(ref.get("name") or "podinfo")
+    namespace = str(((canary or {}).get("metadata") or {}).get("namespace") or DEFAULT_NAMESPACE)
+    container = "podinfod"
+    for obj in objects:
+        meta = obj.get("metadata") or {}
+        if obj.get("kind") == ref.get("kind", "Deployment") and meta.get("name") == name \
+                and str(meta.get("namespace") or "default") == namespace:
+            containers = (((obj.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+            if containers and isinstance(containers[0], dict) and containers[0].get("name"):
+                container = str(containers[0]["name"])
+    return [Step(0.0, "setImage", namespace, {kind: name, "container": container, "image": DEFAULT_IMAGE}, 1)]
 
 
 def load_scenario(path: str) -> list[Step]:
@@ -96,6 +111,11 @@ def _parse_step(item: Any, where: str, index: int) -> Step:
     if not isinstance(args, dict):
         raise UserError(f"{where}: {action} takes a mapping of fields (got {args!r}).")
     required, optional = _FIELDS[action]
+    if "deployment" in required:
+        if "deployment" in args and "daemonset" in args:
+            raise UserError(f"{where}: {action} names a deployment or a daemonset, not both.")
+        if "daemonset" in args:
+            required = (required - {"deployment"}) | {"daemonset"}
     allowed = required | optional | {"namespace"}
     for key in args:
         if key not in allowed:
@@ -105,7 +125,7 @@ def _parse_step(item: Any, where: str, index: int) -> Step:
         if key not in args:
             raise UserError(f"{where}: {action}.{key} is required.")
     namespace = args.get("namespace", DEFAULT_NAMESPACE)
-    for key in ("namespace", "deployment", "container", "image", "canary"):
+    for key in ("namespace", "deployment", "daemonset", "container", "image", "canary"):
         if key in args and (not isinstance(args[key], str) or not args[key]):
             raise UserError(f"{where}: {action}.{key} must be a non-empty string (got {args[key]!r}).")
     if action == "fault":
@@ -142,30 +162,33 @@ def _offset(value: Any, where: str) -> float:
 
 
 def check_against_lab(steps: Iterable[Step], objects: Iterable[Obj], source: str) -> None:
-    """Every Deployment, container and Canary a step names exists in the lab."""
-    deployments: dict[tuple[str, str], Obj] = {}
+    """Every Deployment, DaemonSet, container and Canary a step names exists in the lab."""
+    workloads: dict[str, dict[tuple[str, str], Obj]] = {"Deployment": {}, "DaemonSet": {}}
     canaries: set[tuple[str, str]] = set()
     for obj in objects:
         meta = obj.get("metadata") or {}
         key = (str(meta.get("namespace") or "default"), str(meta.get("name")))
-        if obj.get("kind") == "Deployment":
-            deployments[key] = obj
+        if obj.get("kind") in workloads:
+            workloads[str(obj["kind"])][key] = obj
         elif obj.get("kind") == "Canary":
             canaries.add(key)
     for step in steps:
         where = f"{source}: {step.describe()}"
-        if "deployment" in step.args:
-            key = (step.namespace, step.args["deployment"])
-            if key not in deployments:
-                known = ", ".join(f"{n}.{ns}" for ns, n in sorted(deployments)) or "none"
-                raise UserError(f"{where}: {step.action}.deployment: Deployment {key[1]} does not exist in namespace "
+        for name, kind in (("deployment", "Deployment"), ("daemonset", "DaemonSet")):
+            if name not in step.args:
+                continue
+            known_objects = workloads[kind]
+            key = (step.namespace, step.args[name])
+            if key not in known_objects:
+                known = ", ".join(f"{n}.{ns}" for ns, n in sorted(known_objects)) or "none"
+                raise UserError(f"{where}: {step.action}.{name}: {kind} {key[1]} does not exist in namespace "
                                 f"{key[0]} (the lab has {known}).")
             if "container" in step.args:
                 containers = [c.get("name") for c in
-                              (((deployments[key].get("spec") or {}).get("template") or {}).get("spec") or {})
+                              (((known_objects[key].get("spec") or {}).get("template") or {}).get("spec") or {})
                               .get("containers") or []]
                 if step.args["container"] not in containers:
-                    raise UserError(f"{where}: {step.action}.container: Deployment {key[1]}.{key[0]} has no container "
+                    raise UserError(f"{where}: {step.action}.container: {kind} {key[1]}.{key[0]} has no container "
                                     f"{step.args['container']!r} (it has {', '.join(map(str, containers))}).")
         if "canary" in step.args:
             key = (step.namespace, step.args["canary"])

@@ -39,13 +39,22 @@ class Topology(Protocol):
     """Where traffic can go: what the network reads from a cluster. :class:`~canarylab.sim.cluster.SimCluster`
     keeps it for the simulated lab; :class:`~canarylab.sim.attached.ClusterView` from a real API server."""
 
-    clock: Clock
-    services: dict[tuple[str, str], ServiceInfo]
-    routes: dict[tuple[str, str], list[tuple[str, int]]]
-    matched_routes: dict[tuple[str, str], list[MatchedRule]]
-    canaries: dict[tuple[str, str], Obj]
-    pods: dict[tuple[str, str], dict[str, SimPod]]
-    topology: int
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def services(self) -> dict[tuple[str, str], ServiceInfo]: ...
+    @property
+    def routes(self) -> dict[tuple[str, str], list[tuple[str, int]]]: ...
+    @property
+    def matched_routes(self) -> dict[tuple[str, str], list[MatchedRule]]: ...
+    @property
+    def mirrors(self) -> dict[tuple[str, str], tuple[str, float]]: ...
+    @property
+    def canaries(self) -> dict[tuple[str, str], Obj]: ...
+    @property
+    def pods(self) -> dict[tuple[str, str], dict[str, SimPod]]: ...
+    @property
+    def topology(self) -> int: ...
 
     def ready_pods(self, namespace: str, selector: dict[str, str]) -> list[SimPod]:
         """Ready pods matching every entry of ``selector``, sorted by name."""
@@ -262,3 +271,9 @@ class Traffic:
               method: str, path: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
         for pod, share in self.endpoints(namespace, service, headers, path):
             batch.append((namespace, pod.name, requests * share, self.behaviour_of(pod, method, path)))
+        mirror = self.cluster.mirrors.get((namespace, service))
+        if mirror is not None:
+            # mirrored copies reach the mirror Service's pods (their metrics count them); answers are dropped
+            target, fraction = mirror
+            for pod, share in self.endpoints(namespace, target):
+                batch.append((namespace, pod.name, requests * fraction * share, self.behaviour_of(pod, method, path)))

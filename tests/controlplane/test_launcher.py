@@ -51,6 +51,14 @@ def test_kwok_nodes_are_ready(control_plane: ControlPlane) -> None:
     for node in nodes:
         ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
         assert ready and ready[0]["status"] == "True"
+    # KWOK heartbeats through node Leases, so the node-lifecycle controller never marks the nodes Unknown
+    # (and their pods NotReady) after its 40 s grace period
+    def leases() -> list[str]:
+        items = json.loads(control_plane.kubectl("-n", "kube-node-lease", "get", "leases", "-o", "json").stdout)
+        return sorted(lease["metadata"]["name"] for lease in items["items"] if lease["spec"].get("renewTime"))
+
+    assert wait_for("a renewed Lease per KWOK node", lambda: len(leases()) == 2, 15)
+    assert leases() == ["kwok-node-0", "kwok-node-1"]
 
 
 def test_a_deployment_gets_running_ready_pods_and_garbage_collection(control_plane: ControlPlane,

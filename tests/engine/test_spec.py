@@ -91,9 +91,10 @@ def test_gateway_api_needs_gateway_refs() -> None:
 
 def test_unknown_provider_and_bad_webhooks() -> None:
     obj = canary(webhooks=[{"name": "x", "type": "sometimes", "url": "flagger-loadtester/", "timeout": "10x"}])
-    obj["spec"]["provider"] = "istio"
+    obj["spec"]["provider"] = "appmesh"
     found = problems(obj)
-    assert found[0].startswith('spec.provider: must be linkerd, smi:v1alpha2, gatewayapi:v1beta1 or gatewayapi:v1')
+    assert found[0].startswith("spec.provider: must be linkerd, smi:v1alpha2, gatewayapi:v1beta1, "
+                               "gatewayapi:v1 or istio")
     assert any(p.startswith("spec.analysis.webhooks[0].type: must be one of confirm-rollout") for p in found)
     assert 'spec.analysis.webhooks[0].url: must be an http:// or https:// URL (got "flagger-loadtester/")' in found
     assert any(p.startswith("spec.analysis.webhooks[0].timeout: must be a duration") for p in found)
@@ -106,11 +107,23 @@ def test_weights_out_of_range() -> None:
     assert "spec.analysis.stepWeights[0]: must be at least 1 (got 0)" in found
 
 
-def test_targets_must_be_deployments() -> None:
+def test_targets_are_deployments_or_daemon_sets() -> None:
+    obj = canary()
+    obj["spec"]["targetRef"]["kind"] = "StatefulSet"
+    assert problems(obj) == ['spec.targetRef.kind: must be Deployment or DaemonSet (the workloads Flagger and '
+                             'canarylab run canaries on) (got "StatefulSet")']
+    obj["spec"]["targetRef"]["kind"] = "DaemonSet"
+    obj["spec"].pop("autoscalerRef", None)
+    assert parse_canary(obj).spec.target_ref.kind == "DaemonSet"
+
+
+def test_a_daemon_set_cannot_have_an_autoscaler() -> None:
     obj = canary()
     obj["spec"]["targetRef"]["kind"] = "DaemonSet"
-    assert problems(obj) == ['spec.targetRef.kind: must be Deployment (canarylab runs Deployment targets) '
-                             '(got "DaemonSet")']
+    obj["spec"]["autoscalerRef"] = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                                    "name": "podinfo"}
+    assert problems(obj) == ['spec.autoscalerRef: a DaemonSet runs one pod per node and cannot be autoscaled: '
+                             'remove autoscalerRef (got "podinfo")']
 
 
 def test_metric_template_needs_a_query() -> None:

@@ -4,7 +4,8 @@ the loadtester stand-in on 127.0.0.1, and ``canarylab engine`` as a subprocess.
 The real API server's service proxy only forwards to pod IPs and Kubernetes refuses loopback endpoints, so
 in-cluster URLs cannot reach servers on 127.0.0.1. The seed's Canary is therefore applied with two changes a
 user would make out of cluster: ``spec.metricsServer`` names the Prometheus stand-in and the webhook URLs
-name the loadtester stand-in. Its interval is 1 s so a run takes seconds; everything else is the seed's.
+name the loadtester stand-in. Its interval is 10 s (Flagger's minimum) and tests lower maxWeight, so a run
+takes a minute, not ten.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ async def loadtester() -> AsyncIterator[Loadtester]:
 
 
 def seed_in(namespace: str, *, metrics_server: str, loadtester: str, router: str = "smi",
-            interval: str = "1s", **analysis: Any) -> list[Obj]:
+            interval: str = "10s", spec: dict[str, Any] | None = None, **analysis: Any) -> list[Obj]:
     """The seed's objects moved to ``namespace`` (no Namespace object), the Canary pointed at the stand-ins."""
     docs: list[Obj] = []
     for obj in seed_lab():
@@ -128,6 +129,7 @@ def seed_in(namespace: str, *, metrics_server: str, loadtester: str, router: str
             obj["spec"]["metricsServer"] = metrics_server
             obj["spec"]["analysis"]["interval"] = interval
             obj["spec"]["analysis"].update(analysis)
+            obj["spec"].update(spec or {})
             for hook in obj["spec"]["analysis"].get("webhooks") or []:
                 hook["url"] = loadtester + "/"
         docs.append(obj)
