@@ -55,6 +55,14 @@ TERMINATION_SECONDS = 2.0
 """How long a deleted pod stays Terminating before it is gone."""
 HPA_SYNC_SECONDS = 15.0
 """The HPA controller's sync period (Kubernetes' default)."""
+HPA_TOLERANCE = 0.1
+"""The HPA acts only when usage is more than 10 % off its target (Kubernetes' default tolerance)."""
+HPA_DOWNSCALE_WINDOW = 300.0
+"""Scale-down stabilization: the highest recommendation of the last five minutes wins (Kubernetes' default)."""
+IDLE_MILLICORES = 5.0
+MILLICORES_PER_RPS = 8.0
+"""The simulated podinfo's CPU: a little at rest, 8 millicores per request per second (20 requests/s on a pod
+with the seed's 100m request is 165 % utilization)."""
 DEFAULT_PROGRESS_DEADLINE = 600
 NODES: dict[str, dict[str, str]] = {
     f"sim-node-{i}": {"kubernetes.io/hostname": f"sim-node-{i}", "kubernetes.io/os": "linux",
@@ -139,6 +147,8 @@ class SimCluster(MemoryCluster):
         self._seq = itertools.count()
         self._pod_seq = itertools.count(1)
         self._hpa_due = 0.0
+        self._load: dict[tuple[str, str], float] = {}  # (namespace, pod) -> requests/s, smoothed over ~30 s
+        self._recommendations: dict[tuple[str, str], list[tuple[float, int]]] = {}  # per HPA: (time, replicas)
         self.wake = asyncio.Event()
         self.add_listener(self._on_change)
 
@@ -582,7 +592,25 @@ class SimCluster(MemoryCluster):
 
     # --------------------------------------------------------------------------------- HPA
 
+    def record_load(self, requests: dict[tuple[str, str], float], seconds: float) -> None:
+        """The requests each pod served in the last ``seconds`` (the traffic slice): the HPA's CPU comes from it."""
+        if seconds <= 0:
+            return
+        alpha = min(1.0, seconds / 30.0)
+        for key in set(self._load) | set(requests):
+            rate = requests.get(key, 0.0) / seconds
+            smoothed = self._load.get(key, rate) * (1 - alpha) + rate * alpha
+            if smoothed < 1e-6 and key not in requests:
+                self._load.pop(key, None)
+            else:
+                self._load[key] = smoothed
+
+    def pod_cpu_millicores(self, pod: SimPod) -> float:
+        """The pod's simulated CPU use: a little at rest plus a share per request per second."""
+        return IDLE_MILLICORES + MILLICORES_PER_RPS * self._load.get((pod.namespace, pod.name), 0.0)
+
     def _sync_hpas(self) -> None:
+        now = self.clock.now()
         for (namespace, name), hpa in sorted(self._hpas.items()):
             spec = hpa.get("spec") or {}
             target = (spec.get("scaleTargetRef") or {}).get("name")
@@ -595,12 +623,35 @@ class SimCluster(MemoryCluster):
                 continue  # an HPA never scales a Deployment scaled to zero (Flagger relies on it)
             low = int(spec.get("minReplicas", 1) or 1)
             high = int(spec.get("maxReplicas", low) or low)
-            wanted = min(max(current, low), high)
+            usage = self._cpu_utilization(namespace, str(target), dep)
+            goal = _cpu_target(spec)
+            proposal = current
+            if usage is not None and goal and abs(usage / goal - 1) > HPA_TOLERANCE:
+                proposal = math.ceil(current * usage / goal)
+            history = [(t, r) for t, r in self._recommendations.get((namespace, name), [])
+                       if t > now - HPA_DOWNSCALE_WINDOW] + [(now, proposal)]
+            self._recommendations[(namespace, name)] = history
+            if proposal < current:
+                proposal = min(current, max(r for _, r in history))  # scale down only what stayed low
+            wanted = min(max(proposal, low), high)
             if wanted != current:
                 self.patch_now(DEPLOYMENT, namespace, str(target), {"spec": {"replicas": wanted}})
-            status = {"currentReplicas": current, "desiredReplicas": wanted}
+            status: Obj = {"currentReplicas": current, "desiredReplicas": wanted}
+            if usage is not None:
+                status["currentMetrics"] = [{"type": "Resource", "resource": {
+                    "name": "cpu", "current": {"averageUtilization": round(usage)}}}]
             if {k: (hpa.get("status") or {}).get(k) for k in status} != status:
                 self.patch_status_now(HPA, namespace, name, status)
+
+    def _cpu_utilization(self, namespace: str, deployment: str, dep: Obj) -> float | None:
+        """Average CPU of the Deployment's ready pods, in percent of their CPU request (None: no request)."""
+        containers = ((((dep.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or [])
+        requested = sum(_millicores(((c.get("resources") or {}).get("requests") or {}).get("cpu"))
+                        for c in containers if isinstance(c, dict))
+        pods = [p for p in self.pods.get((namespace, deployment), {}).values() if p.ready]
+        if requested <= 0 or not pods:
+            return None
+        return sum(self.pod_cpu_millicores(p) for p in pods) / len(pods) / requested * 100
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -678,6 +729,26 @@ def _istio_backends(route: Any) -> list[tuple[str, int]]:
     return [(str((d.get("destination") or {}).get("host", "")).split(".")[0],
              int(d.get("weight", 100 if len(dests or []) == 1 else 0) or 0))
             for d in dests or [] if isinstance(d, dict)]
+
+
+def _cpu_target(spec: Obj) -> float | None:
+    """The HPA's CPU ``averageUtilization`` target (autoscaling/v2 or the v1 ``targetCPUUtilizationPercentage``)."""
+    for metric in spec.get("metrics") or []:
+        resource = (metric or {}).get("resource") or {}
+        target = resource.get("target") or {}
+        if resource.get("name") == "cpu" and target.get("averageUtilization") is not None:
+            return float(target["averageUtilization"])
+    legacy = spec.get("targetCPUUtilizationPercentage")
+    return float(legacy) if legacy is not None else None
+
+
+def _millicores(quantity: Any) -> float:
+    """``100m`` -> 100, ``0.5`` or ``"1"`` -> 500 or 1000; anything else 0."""
+    text = str(quantity or "").strip()
+    try:
+        return float(text[:-1]) if text.endswith("m") else float(text) * 1000
+    except ValueError:
+        return 0.0
 
 
 def _http_backends(rule: Any) -> list[tuple[str, int]]:

@@ -200,8 +200,8 @@ class Traffic:
             return target
         pod = self.pick(target)
         if pod is None:
-            return f"Failed to connect to {target.service}.{target.namespace} port {target.port}: " \
-                   "Connection refused (no ready pods)"
+            # the mesh answers for a Service without a ready endpoint, as Linkerd's proxy does
+            return HttpAnswer(503, "Service Unavailable")
         how = behaviour(self.cluster.fault_of(pod))
         failed = self._rng.random() < how.error_rate
         image = pod.images[0] if pod.images else ""
@@ -266,6 +266,10 @@ class Traffic:
             if load.until <= now:
                 del self.loads[key]
         self.metrics.record_many(batch, now)
+        served: dict[tuple[str, str], float] = {}
+        for namespace, pod, requests, _ in batch:
+            served[(namespace, pod)] = served.get((namespace, pod), 0.0) + requests
+        self.cluster.record_load(served, dt)
 
     def _flow(self, batch: list[tuple[str, str, float, Behaviour]], namespace: str, service: str, requests: float,
               method: str, path: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
