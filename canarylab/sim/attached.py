@@ -98,6 +98,10 @@ class ClusterView:
         """No faults on a real cluster: a bad version is deployed, not injected."""
         return None
 
+    def record_load(self, requests: dict[tuple[str, str], float], seconds: float) -> None:
+        """Nothing to do: the real cluster's HPA controller has no metrics API in the lab (no pod uses CPU),
+        so it keeps the Deployments at ``minReplicas``."""
+
     # ------------------------------------------------------------------------------ watches
 
     async def run(self) -> None:

@@ -64,6 +64,10 @@ class Topology(Protocol):
         """The fault injected into the pod's Deployment, if any."""
         ...
 
+    def record_load(self, requests: dict[tuple[str, str], float], seconds: float) -> None:
+        """The requests each pod ``(namespace, pod)`` served in the last ``seconds`` (the HPA's CPU)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Target:
