@@ -87,18 +87,21 @@ def resolve(context: str | None, kubeconfig: str | None = None) -> Target:
             raise UserError(f"two canarylab labs are up: the Docker-free lab ({KWOK_CONTEXT}) and the kind lab "
                             f"({LAB_CONTEXT}); say which with --context {KWOK_CONTEXT} or --context {LAB_CONTEXT}.")
         context = KWOK_CONTEXT
-    if context == KWOK_CONTEXT:
-        if kwok is None:
-            raise UserError(f"--context {KWOK_CONTEXT}: the Docker-free lab is not up; start it with "
-                            "`canarylab up --runtime kwok`.")
-        # Always the lab's own kubeconfig: a context of that name elsewhere is not the lab.
-        lab_kubeconfig, gateway = kwok
-        server = server_of(KWOK_CONTEXT, lab_kubeconfig)
-        return Target(KWOK_CONTEXT, server, lab_kubeconfig, True, gateway=gateway or None)
     paths = kubeconfig_paths(kubeconfig)
     config = _load(paths)
     names = [c.get("name") for c in config["contexts"]]
     where = ", ".join(str(p) for p in paths)
+    if context == KWOK_CONTEXT and kwok is not None:
+        lab_kubeconfig, gateway = kwok
+        lab_server = server_of(KWOK_CONTEXT, lab_kubeconfig)
+        # The lab's own kubeconfig, unless the user's kubeconfig names a different cluster by that context name
+        # (e.g. a test's control plane): then that one, as any context, and not treated as the lab.
+        if KWOK_CONTEXT not in names or server_of(KWOK_CONTEXT, kubeconfig) == lab_server:
+            return Target(KWOK_CONTEXT, lab_server, lab_kubeconfig, True, gateway=gateway or None)
+        created.discard(KWOK_CONTEXT)
+    elif context == KWOK_CONTEXT and KWOK_CONTEXT not in names:
+        raise UserError(f"--context {KWOK_CONTEXT}: the Docker-free lab is not up (and your kubeconfig {where} has "
+                        "no such context); start it with `canarylab up --runtime kwok`.")
     if context is None:
         if LAB_CONTEXT not in created:
             current = config["current-context"]
