@@ -5,7 +5,8 @@ One module per command family turns the parsed flags into calls on the layers:
 * :mod:`canarylab.cli.demo` - ``demo`` and ``ui`` (the dashboard on the simulated lab or a real cluster);
 * :mod:`canarylab.cli.simulate` - ``simulate`` (the simulated lab headless);
 * :mod:`canarylab.cli.engine` - ``engine`` (the engine headless on a real cluster);
-* :mod:`canarylab.cli.lab` - ``up``, ``down``, ``doctor``, ``tools install`` (the kind lab).
+* :mod:`canarylab.cli.lab` - ``up``, ``down``, ``doctor``, ``tools install`` (the kind lab);
+* :mod:`canarylab.cli.kwok` - ``up --runtime kwok``, ``down``, ``env``, ``doctor --runtime kwok`` (the Docker-free lab).
 
 Handlers are imported lazily, so ``canarylab simulate`` starts without loading Textual or kr8s.
 """
@@ -165,7 +166,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
     _add_engine_flags(p)
     handlers["engine"] = "canarylab.cli.engine:run"
 
-    p = sub.add_parser("up", help="build the local lab on kind: Linkerd, Prometheus, loadtester, podinfo")
+    p = sub.add_parser("up", help="build the local lab: on kind (Docker), or --runtime kwok without Docker")
+    p.add_argument("--runtime", choices=["kind", "kwok"], default="kind",
+                   help="kind: a kind cluster with Linkerd (needs Docker; default); kwok: a real API server on "
+                        "127.0.0.1 with KWOK pods and the simulated data plane, in the background until `down`")
+    p.add_argument("--prometheus-port", type=_port, default=None, metavar="PORT",
+                   help="--runtime kwok: serve the lab's Prometheus on 127.0.0.1:PORT (default: a free port)")
     p.add_argument("--name", default="canarylab", help="kind cluster name (context kind-NAME)")
     p.add_argument("--router", choices=["smi", "gatewayapi"], default="gatewayapi",
                    help="route with an SMI TrafficSplit or a Gateway API HTTPRoute (default)")
@@ -176,17 +182,27 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
                         "from deploy/base (image built from the wheel); the dashboard then only watches")
     handlers["up"] = "canarylab.cli.lab:run_up"
 
-    p = sub.add_parser("down", help="delete the lab's kind cluster (and nothing else)")
+    p = sub.add_parser("down", help="stop the Docker-free lab, or delete the kind cluster (only what canarylab made)")
+    p.add_argument("--runtime", choices=["kind", "kwok"], default=None,
+                   help="which lab (default: the Docker-free lab if it is there, else the kind cluster)")
     p.add_argument("--name", default="canarylab", help="kind cluster name")
     handlers["down"] = "canarylab.cli.lab:run_down"
 
-    p = sub.add_parser("doctor", help="preflight checks for the kind lab")
+    p = sub.add_parser("env", help="shell exports for the Docker-free lab: eval \"$(canarylab env)\"")
+    handlers["env"] = "canarylab.cli.kwok:run_env"
+
+    p = sub.add_parser("doctor", help="preflight checks: what the lab needs and how to get it")
+    p.add_argument("--runtime", choices=["kind", "kwok"], default="kind",
+                   help="kind: Docker, tools, system, cluster (default); kwok: the Docker-free lab's binaries")
     p.add_argument("--name", default="canarylab", help="kind cluster name")
     handlers["doctor"] = "canarylab.cli.lab:run_doctor"
 
     p = sub.add_parser("tools", help="manage the lab's command-line tools")
     tools = p.add_subparsers(dest="tools_command", metavar="ACTION", required=True)
-    tools.add_parser("install", help="download pinned kind, kubectl, linkerd and helm into the user cache")
+    p = tools.add_parser("install", help="download the pinned release binaries into the user cache (SHA-256 checked)")
+    p.add_argument("--runtime", choices=["kind", "kwok"], default="kind",
+                   help="kind: kind, kubectl, linkerd, helm (default); kwok: kube-apiserver, "
+                        "kube-controller-manager, kube-scheduler, kubectl, etcd, kwok for `up --runtime kwok`")
     handlers["tools"] = "canarylab.cli.lab:run_tools"
 
     return parser, handlers

@@ -10,9 +10,9 @@ from canarylab.errors import UserError
 from canarylab.lab.installer import Event, Installer, LabFailed, LogLine, StepEvent
 from canarylab.lab.preflight import doctor
 from canarylab.lab.runner import DryRunRunner, Runner, ShRunner, cmd
-from canarylab.lab.state import LabState, bin_dir, check_name, context_of, lab_dir
-from canarylab.lab.tools import install_all
-from canarylab.lab.versions import TOOLS, current_platform, load_versions
+from canarylab.lab.state import LabState, bin_dir, check_name, context_of, kwok_bin_dir, lab_dir
+from canarylab.lab.tools import ByteMeter, install_all
+from canarylab.lab.versions import KWOK_TOOLS, TOOLS, current_platform, load_versions
 
 Print = Callable[[str], None]
 
@@ -53,6 +53,10 @@ def _interactive() -> bool:
 
 def run_up(args: argparse.Namespace, *, runner: Runner | None = None, out: Print = print) -> int:
     """Build the lab step by step, then open the dashboard on it (unless ``--no-tui``)."""
+    if getattr(args, "runtime", "kind") == "kwok":
+        from canarylab.cli.kwok import run_up as run_up_kwok
+
+        return run_up_kwok(args)
     name = check_name(args.name)
     versions = load_versions()
     engine = getattr(args, "engine", "host")
@@ -93,7 +97,17 @@ def _open_dashboard(context: str, out: Print, readonly: bool = False) -> int:
 
 
 def run_down(args: argparse.Namespace, *, runner: Runner | None = None, out: Print = print) -> int:
-    """Delete the lab's kind cluster, and only a cluster canarylab created."""
+    """Stop the Docker-free lab (when it is there, or with ``--runtime kwok``), else delete the lab's kind
+    cluster, and only a cluster canarylab created."""
+    runtime = getattr(args, "runtime", None)
+    # Without --runtime: the Docker-free lab when it is there, or when there is no kind lab of that name either
+    # (then `down` says nothing is up, exit 0: it is idempotent).
+    default_kwok = runtime is None and runner is None and (
+        _kwok_lab_present() or (args.name == "canarylab" and not LabState.load(args.name).created))
+    if runtime == "kwok" or default_kwok:
+        from canarylab.cli.kwok import run_down as run_down_kwok
+
+        return run_down_kwok(args)
     name = check_name(args.name)
     state = LabState.load(name)
     if not state.created:
@@ -113,23 +127,54 @@ def run_down(args: argparse.Namespace, *, runner: Runner | None = None, out: Pri
     return 0
 
 
+def _kwok_lab_present() -> bool:
+    from canarylab.kwok import state
+
+    return state.lab_dir().exists()
+
+
 def run_doctor(args: argparse.Namespace, *, runner: Runner | None = None, out: Print = print) -> int:
     """Print the preflight report; exit 1 when a check is fatal."""
+    if getattr(args, "runtime", "kind") == "kwok":
+        from canarylab.cli.kwok import run_doctor as run_doctor_kwok
+
+        return run_doctor_kwok(args)
     report, ok = doctor(runner or _default_runner(), load_versions(), check_name(args.name))
     out(report)
     return 0 if ok else 1
 
 
+def _stderr(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
 def run_tools(args: argparse.Namespace, *, out: Print = print) -> int:
-    """``canarylab tools install``: the pinned tools into the lab's bin directory, checksums verified."""
+    """``canarylab tools install [--runtime kind|kwok]``: the pinned tools into the lab's bin directory, every
+    checksum verified before anything is installed."""
     if args.tools_command != "install":  # argparse only offers install today
         raise UserError(f"unknown tools action {args.tools_command!r}: use `canarylab tools install`.")
     versions = load_versions()
-    dest = bin_dir()
     plat = current_platform()
-    install_all([versions.tools[t] for t in TOOLS], plat, dest, progress=out)
-    out(f"Done. canarylab looks in {dest} before PATH; to use these tools in your shell too: "
-        f'export PATH="{dest}:$PATH"')
+    runtime = getattr(args, "runtime", "kind")
+    if runtime == "kwok":
+        pins, dest = versions.kwok_tools, kwok_bin_dir()
+        missing = [t for t in KWOK_TOOLS if t not in pins]
+        if missing:
+            raise UserError(f"the versions file has no kwok_tools entry for {', '.join(missing)}; restore them from "
+                            "bootstrap/versions.yaml or unset CANARYLAB_VERSIONS.")
+        chosen = [pins[t] for t in KWOK_TOOLS]
+    else:
+        dest = bin_dir()
+        chosen = [versions.tools[t] for t in TOOLS]
+    meter = ByteMeter(_stderr, tty=sys.stderr.isatty())
+    install_all(chosen, plat, dest, progress=out, on_bytes=meter)
+    if runtime == "kwok":
+        out(f"Done. `canarylab up --runtime kwok` finds them in {dest}; `eval \"$(canarylab env)\"` puts its kubectl "
+            "on your PATH once the lab is up.")
+    else:
+        out(f"Done. canarylab looks in {dest} before PATH; to use these tools in your shell too: "
+            f'export PATH="{dest}:$PATH"')
     return 0
 
 

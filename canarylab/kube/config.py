@@ -18,6 +18,8 @@ from canarylab.kube.incluster import ServiceAccount, detect
 
 LAB_CONTEXT = "kind-canarylab"
 """The context ``canarylab up`` creates (kind names contexts ``kind-<cluster>``)."""
+KWOK_CONTEXT = "canarylab-kwok"
+"""The context of the Docker-free lab (``canarylab up --runtime kwok``), in the lab's own kubeconfig."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class Target:
     kubeconfig: str | None
     created_by_canarylab: bool
     service_account: ServiceAccount | None = None
+    gateway: str | None = None
+    """The Docker-free lab's data plane (``http://127.0.0.1:PORT``): its in-cluster URLs are reached there."""
 
 
 def kubeconfig_paths(kubeconfig: str | None = None) -> list[Path]:
@@ -61,10 +65,21 @@ def _load(paths: list[Path]) -> dict[str, Any]:
 
 
 def created_contexts() -> set[str]:
-    """Contexts ``canarylab up`` created (the lab engineer's state files)."""
+    """Contexts ``canarylab up`` created (the kind labs' state files, and the Docker-free lab while it is up)."""
     from canarylab.lab.state import created_contexts as lab_created
 
-    return lab_created()
+    found = lab_created()
+    if _kwok_lab() is not None:
+        found.add(KWOK_CONTEXT)
+    return found
+
+
+def _kwok_lab() -> tuple[str, str] | None:
+    """``(kubeconfig, gateway)`` of the Docker-free lab when it is up and ready."""
+    from canarylab.kwok import state
+
+    record = state.ready()
+    return None if record is None else (record.kubeconfig, record.gateway)
 
 
 IN_CLUSTER = "in-cluster"
@@ -72,9 +87,16 @@ IN_CLUSTER = "in-cluster"
 
 
 def resolve(context: str | None, kubeconfig: str | None = None, serviceaccount_dir: str | None = None) -> Target:
-    """The context to use. Without ``--context`` and without any kubeconfig file, in a pod, the pod's service
-    account (:mod:`canarylab.kube.incluster`); otherwise only the lab's own context qualifies, and only if
-    canarylab created it; anything else is a :class:`UserError` that says what to do."""
+    """The context to use. Without ``--context``: the Docker-free lab when it is up; without any kubeconfig
+    file, in a pod, the pod's service account (:mod:`canarylab.kube.incluster`); otherwise only the lab's own
+    context qualifies, and only if canarylab created it; anything else is a :class:`UserError` that says what
+    to do."""
+    kwok = _kwok_lab()
+    if context is None and kwok is not None:
+        if LAB_CONTEXT in created_contexts():
+            raise UserError(f"two canarylab labs are up: the Docker-free lab ({KWOK_CONTEXT}) and the kind lab "
+                            f"({LAB_CONTEXT}); say which with --context {KWOK_CONTEXT} or --context {LAB_CONTEXT}.")
+        context = KWOK_CONTEXT
     paths = kubeconfig_paths(kubeconfig)
     if context is None and not any(p.is_file() for p in paths):
         account = detect(directory=serviceaccount_dir)
@@ -84,13 +106,25 @@ def resolve(context: str | None, kubeconfig: str | None = None, serviceaccount_d
     config = _load(paths)
     names = [c.get("name") for c in config["contexts"]]
     where = ", ".join(str(p) for p in paths)
+    if context == KWOK_CONTEXT and kwok is not None:
+        lab_kubeconfig, gateway = kwok
+        lab_server = server_of(KWOK_CONTEXT, lab_kubeconfig)
+        # The lab's own kubeconfig, unless the user's kubeconfig names a different cluster by that context name
+        # (e.g. a test's control plane): then that one, as any context, and not treated as the lab.
+        if KWOK_CONTEXT not in names or server_of(KWOK_CONTEXT, kubeconfig) == lab_server:
+            return Target(KWOK_CONTEXT, lab_server, lab_kubeconfig, True, gateway=gateway or None)
+        created.discard(KWOK_CONTEXT)
+    elif context == KWOK_CONTEXT and KWOK_CONTEXT not in names:
+        raise UserError(f"--context {KWOK_CONTEXT}: the Docker-free lab is not up (and your kubeconfig {where} has "
+                        "no such context); start it with `canarylab up --runtime kwok`.")
     if context is None:
         if LAB_CONTEXT not in created:
             current = config["current-context"]
             hint = f" (your current context is {current!r})" if current else ""
             raise UserError(
                 f"no lab cluster: canarylab did not create the context {LAB_CONTEXT!r}, and it never acts on a "
-                f"context you did not name{hint}. Run `canarylab up` to build the lab, or name a cluster with "
+                f"context you did not name{hint}. Run `canarylab up --runtime kwok` (no Docker needed) or "
+                "`canarylab up` (kind) to build a lab, or name a cluster with "
                 "`canarylab engine --context CTX --namespace NS` (the engine then only acts on Canaries in NS)."
             )
         context = LAB_CONTEXT

@@ -71,6 +71,7 @@ class KubeLab:
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
         self._owned: list[object] = []  # clients this lab made and must close
+        self._gateway: str | None = None
 
     @property
     def engine(self) -> Engine:
@@ -101,8 +102,9 @@ class KubeLab:
         # On the lab's own cluster (or in the cluster, under RBAC) the engine may act everywhere; elsewhere
         # only where the user said.
         allowed = self.namespaces or None
+        self._gateway = target.gateway
         self._cluster = await KubeCluster.connect(
-            target.context, kubeconfig=self.kubeconfig, server=target.server, wait=self.wait, log=self.log,
+            target.context, kubeconfig=target.kubeconfig, server=target.server, wait=self.wait, log=self.log,
             clock=self.clock, namespaces=allowed, readonly=self.readonly,
             serviceaccount=str(account.dir) if account else None)
         return self._cluster
@@ -126,8 +128,15 @@ class KubeLab:
         if self.in_cluster:
             metrics = self._metrics or self._own(PrometheusClient(self.metrics_server))
             return metrics, self._webhooks or self._own(HttpWebhooks())
-        proxy = ServiceProxy(cluster.server, await self._namespaces(cluster))
-        self._client = await api_client(cluster.api)
+        if self._gateway:
+            # The Docker-free lab: its Services' pods run nowhere, so the API server cannot proxy to them; the
+            # simulated data plane answers the same service-proxy paths on its own loopback port. No cluster
+            # credentials go there: a plain client.
+            proxy = ServiceProxy(self._gateway, await self._namespaces(cluster))
+            self._client = httpx.AsyncClient(timeout=30.0, follow_redirects=False)
+        else:
+            proxy = ServiceProxy(cluster.server, await self._namespaces(cluster))
+            self._client = await api_client(cluster.api)
         metrics = self._metrics or self._own(PrometheusClient(self.metrics_server, client=self._client,
                                                               rewrite_url=proxy.rewrite))
         webhooks = self._webhooks or self._own(HttpWebhooks(self._client, rewrite_url=proxy.rewrite))

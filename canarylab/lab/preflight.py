@@ -80,7 +80,7 @@ def _docker(probe: Probe) -> tuple[list[Check], bool]:
     if code == 127:
         return [Check(g, "docker CLI is installed", Outcome.FAIL,
                       "install Docker (https://docs.docker.com/get-docker/); kind runs the cluster in "
-                      "containers")], False
+                      "containers. No Docker? `canarylab up --runtime kwok` runs a lab without it")], False
     info: dict[str, Any] = {}
     for line in out.splitlines():  # `docker info` prints JSON on one line, warnings around it
         if line.strip().startswith("{"):

@@ -3,6 +3,7 @@
 Layout (``CANARYLAB_CACHE_DIR`` overrides the root, else ``$XDG_CACHE_HOME/canarylab`` or ``~/.cache/canarylab``)::
 
     ~/.cache/canarylab/bin/               tools from `canarylab tools install` (searched before PATH)
+    ~/.cache/canarylab/kwok/bin/          binaries from `canarylab tools install --runtime kwok`
     ~/.cache/canarylab/<name>/state.json  the finished steps, the router, whether canarylab created the cluster
     ~/.cache/canarylab/<name>/up.log      every command `canarylab up` ran, with its output
 
@@ -37,6 +38,13 @@ def cache_root() -> Path:
 def bin_dir() -> Path:
     """Where ``canarylab tools install`` puts kind, kubectl, linkerd and helm."""
     return cache_root() / "bin"
+
+
+def kwok_bin_dir() -> Path:
+    """Where ``canarylab tools install --runtime kwok`` puts the Docker-free lab's binaries (kube-apiserver,
+    kube-controller-manager, kube-scheduler, kubectl v1.34, etcd, kwok): a directory of its own, because its
+    kubectl is not the kind lab's."""
+    return cache_root() / "kwok" / "bin"
 
 
 def check_name(name: str) -> str:

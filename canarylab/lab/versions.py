@@ -16,6 +16,9 @@ from canarylab.loader import LoadError, parse_documents, read_text
 from canarylab.manifests import bootstrap_file
 
 TOOLS = ("kind", "kubectl", "linkerd", "helm")
+"""The kind lab's tools (``tools:`` in the versions file)."""
+KWOK_TOOLS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd", "kwok")
+"""The Docker-free lab's binaries (``kwok_tools:``), installed into their own directory."""
 
 
 @dataclass(frozen=True)
@@ -28,11 +31,15 @@ class ToolPin:
     url: str
     sha256: dict[str, str] = field(default_factory=dict)
     archive_member: str | None = None
+    url_overrides: dict[str, str] = field(default_factory=dict)
+    """Per-platform URL templates (etcd ships ``.zip`` files for macOS)."""
+    missing: dict[str, str] = field(default_factory=dict)
+    """Per platform without a checksum: why, and what to do instead (shown when the install is refused)."""
 
     def url_for(self, plat: str) -> str:
         """The download URL for ``plat`` (``linux-amd64``)."""
         os_name, arch = plat.split("-", 1)
-        return self.url.format(version=self.version, os=os_name, arch=arch)
+        return self.url_overrides.get(plat, self.url).format(version=self.version, os=os_name, arch=arch)
 
     def member_for(self, plat: str) -> str | None:
         """The path of the binary inside the archive, if the download is an archive."""
@@ -48,6 +55,8 @@ class Versions:
 
     tools: dict[str, ToolPin]
     raw: dict[str, Any]
+    kwok_tools: dict[str, ToolPin] = field(default_factory=dict)
+    """The Docker-free lab's binaries (``kwok_tools:``)."""
 
     def section(self, key: str) -> dict[str, Any]:
         """A top-level section (``cluster``, ``gateway_api``, ``preflight``...), empty when absent."""
@@ -70,15 +79,27 @@ def load_versions(text: str | None = None) -> Versions:
         raise UserError(f"{source}: holds {len(docs)} YAML documents; a versions file is one mapping.")
     loaded = docs[0] if docs else {}
     raw: dict[str, Any] = loaded if isinstance(loaded, dict) else {}
-    tools: dict[str, ToolPin] = {}
-    for name, spec in (raw.get("tools") or {}).items():
+    tools = _pins(raw, "tools", source)
+    kwok_tools = _pins(raw, "kwok_tools", source)
+    return Versions(tools, raw, kwok_tools)
+
+
+def _strings(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (value or {}).items()} if isinstance(value, dict) else {}
+
+
+def _pins(raw: dict[str, Any], section: str, source: str) -> dict[str, ToolPin]:
+    pins: dict[str, ToolPin] = {}
+    for name, spec in (raw.get(section) or {}).items():
         try:
-            sums = {str(k): str(v) for k, v in (spec.get("sha256") or {}).items()}
-            tools[name] = ToolPin(name=name, version=str(spec["version"]), min_version=str(spec["min_version"]),
-                                  url=str(spec["url"]), sha256=sums, archive_member=spec.get("archive_member"))
-        except (KeyError, TypeError) as err:
-            raise UserError(f"{source}: tools.{name} needs version, min_version and url ({err}).") from None
-    return Versions(tools, raw)
+            pins[name] = ToolPin(name=name, version=str(spec["version"]), min_version=str(spec["min_version"]),
+                                 url=str(spec["url"]), sha256=_strings(spec.get("sha256")),
+                                 archive_member=spec.get("archive_member"),
+                                 url_overrides=_strings(spec.get("url_overrides")),
+                                 missing=_strings(spec.get("missing")))
+        except (KeyError, TypeError, AttributeError) as err:
+            raise UserError(f"{source}: {section}.{name} needs version, min_version and url ({err}).") from None
+    return pins
 
 
 def current_platform() -> str:

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urlsplit
 
-from canarylab.sim.cluster import SimCluster, SimPod
+from canarylab.engine.kinds import Obj
+from canarylab.engine.ports import Clock
+from canarylab.sim.cluster import MatchedRule, ServiceInfo, SimPod
 from canarylab.sim.metrics import LinkerdMetrics
 from canarylab.sim.workloads import (
     APP_PODINFO,
     HEALTHY,
     Behaviour,
+    Fault,
     HttpAnswer,
     app_of_image,
     behaviour,
@@ -29,6 +33,40 @@ BACKGROUND_RPS = 3.0
 """Requests per second a few real users send to every Canary's apex Service."""
 SLICE_SECONDS = 1.0
 CLUSTER_DOMAIN = "svc.cluster.local"
+
+
+class Topology(Protocol):
+    """Where traffic can go: what the network reads from a cluster. :class:`~canarylab.sim.cluster.SimCluster`
+    keeps it for the simulated lab; :class:`~canarylab.sim.attached.ClusterView` from a real API server."""
+
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def services(self) -> dict[tuple[str, str], ServiceInfo]: ...
+    @property
+    def routes(self) -> dict[tuple[str, str], list[tuple[str, int]]]: ...
+    @property
+    def matched_routes(self) -> dict[tuple[str, str], list[MatchedRule]]: ...
+    @property
+    def mirrors(self) -> dict[tuple[str, str], tuple[str, float]]: ...
+    @property
+    def canaries(self) -> dict[tuple[str, str], Obj]: ...
+    @property
+    def pods(self) -> dict[tuple[str, str], dict[str, SimPod]]: ...
+    @property
+    def topology(self) -> int: ...
+
+    def ready_pods(self, namespace: str, selector: dict[str, str]) -> list[SimPod]:
+        """Ready pods matching every entry of ``selector``, sorted by name."""
+        ...
+
+    def fault_of(self, pod: SimPod) -> Fault | None:
+        """The fault injected into the pod's Deployment, if any."""
+        ...
+
+    def record_load(self, requests: dict[tuple[str, str], float], seconds: float) -> None:
+        """The requests each pod ``(namespace, pod)`` served in the last ``seconds`` (the HPA's CPU)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -55,7 +93,7 @@ class Load:
 class Traffic:
     """The lab's network: resolves URLs to pods, answers single requests, and runs the time slices."""
 
-    def __init__(self, cluster: SimCluster, metrics: LinkerdMetrics, *, home_namespace: str = "test",
+    def __init__(self, cluster: Topology, metrics: LinkerdMetrics, *, home_namespace: str = "test",
                  seed: int = 1) -> None:
         self.cluster = cluster
         self.metrics = metrics

@@ -6,9 +6,6 @@ import hashlib
 import io
 import os
 import tarfile
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -30,32 +27,6 @@ def helm_tarball(plat: str) -> bytes:
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
-
-
-@pytest.fixture
-def server() -> Iterator[tuple[str, dict[str, bytes]]]:
-    """An HTTP server on a free 127.0.0.1 port serving ``files`` by path; 404 otherwise."""
-    files: dict[str, bytes] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = files.get(self.path)
-            self.send_response(200 if body is not None else 404)
-            self.send_header("Content-Length", str(len(body or b"")))
-            self.end_headers()
-            self.wfile.write(body or b"")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", files
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 def pin(base: str, sha: str) -> ToolPin:
@@ -144,7 +115,7 @@ def test_tools_install_with_a_bad_checksum_fails_without_traceback(
         "version": "v1", "min_version": "0.1.0", "url": f"{base}/kind-{{os}}-{{arch}}", "sha256": {plat: "ab" * 32}}
         for t in ("kind", "kubectl", "linkerd", "helm")}}))
     monkeypatch.setenv("CANARYLAB_VERSIONS", str(versions_file))
-    assert main(["tools", "install"]) == 1
+    assert main(["tools", "install"]) == 2
     err = capsys.readouterr().err
     assert "checksum mismatch" in err and "Traceback" not in err
     assert not (cache / "bin" / "kind").exists()
