@@ -108,6 +108,22 @@ def test_the_prometheus_access_policy_targets_viz_prometheus_admin() -> None:
     assert policy["spec"]["requiredAuthenticationRefs"][0]["name"] == auth["metadata"]["name"]
 
 
+def test_the_trafficsplit_crd_validates_what_the_linkerd_router_writes() -> None:
+    # (tests/realapi applies it to a real API server; here its schema meets a TrafficSplit as Flagger writes it)
+    (crd,) = docs("crds/smi-trafficsplit.yaml")
+    assert crd["metadata"]["name"] == "trafficsplits.split.smi-spec.io"
+    version = crd["spec"]["versions"][0]
+    assert version["name"] == "v1alpha2" and version["served"] and version["storage"]
+    split = {"apiVersion": "split.smi-spec.io/v1alpha2", "kind": "TrafficSplit", "metadata": {"name": "podinfo"},
+             "spec": {"service": "podinfo", "backends": [{"service": "podinfo-canary", "weight": 5},
+                                                         {"service": "podinfo-primary", "weight": 95}]}}
+    schema = version["schema"]["openAPIV3Schema"]
+    jsonschema.Draft4Validator(schema).validate(split)
+    split["spec"]["backends"][0]["weight"] = -1
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft4Validator(schema).validate(split)
+
+
 def test_every_bootstrap_file_is_covered_by_these_tests() -> None:
     covered = {*BUILTIN_FILES, "workloads/podinfo-canary.yaml", "kind.yaml", "versions.yaml",
                "linkerd/prometheus-access.yaml", "crds/smi-trafficsplit.yaml"}
