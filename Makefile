@@ -7,14 +7,15 @@ BIN := $(VENV)/bin
 
 # `make demo` installs only what the dashboard needs; the test toolchain comes with `make test`/`make lint`.
 # uv (from PyPI, into the venv) fetches packages in parallel: on these machines ~12 s for the demo's packages
-# where pip, one package at a time, takes 55-90 s. Without uv, pip does it all the same.
+# where pip, one package at a time, takes 55-90 s (it compiles bytecode too, so the first frame is not slowed
+# by that). Without uv, pip does it all the same.
 UV_VERSION ?= uv>=0.9,<1
 define install
 	@test -x $(BIN)/python || { echo "make: creating the virtualenv $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	@echo "make: installing $(2) into $(VENV) (once; $(3) on a fresh machine)..."
 	@start=$$(date +%s); \
 	if test -x $(BIN)/uv || $(BIN)/pip install -q --disable-pip-version-check '$(UV_VERSION)'; then \
-	  $(BIN)/uv pip install -q --python $(BIN)/python -e '$(1)'; \
+	  $(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -e '$(1)'; \
 	else \
 	  echo "make: uv is not available, installing with pip (slower)"; \
 	  $(BIN)/pip install -q --disable-pip-version-check -e '$(1)'; \
