@@ -190,8 +190,14 @@ class CanaryLabApp(App[None]):
             if not fault.active and before is not None and before.active:
                 message = (f"{tag(fault.replaced_by or '')} starts clean: the fault ({fault.what()}) stays with "
                            f"{tag(fault.image)}, the revision it was injected into")
-                self.history.note(state.namespace, state.name, self.lab.clock.now(), message)
+                self._note(state.namespace, state.name, fault.replaced_at or self.lab.clock.now(), message)
                 self.notify(message, title="a new image starts clean", timeout=8)
+
+    def _note(self, namespace: str, name: str, time: float, message: str) -> None:
+        """A line of the dashboard's own in the Canary's event log, after the engine events buffered so far."""
+        self._fold()
+        self.history.note(namespace, name, time, message)
+        self._dirty = True
 
     def _ship_queued(self) -> None:
         """Set a queued image once the Canary can analyse it (Initialized, or the promotion done)."""
@@ -202,7 +208,7 @@ class CanaryLabApp(App[None]):
             del self._queued[key]
             self._dirty = True
             namespace = key[0]
-            self.history.note(namespace, key[1], self.lab.clock.now(),
+            self._note(namespace, key[1], self.lab.clock.now(),
                               f"shipping the queued {tag(image)}: the Canary is {state.phase}")
             self._work("set image", self.lab.set_image(namespace, target, container, image))
             self.notify(f"deployment/{target} {container}={image}", title=f"queued image set ({state.phase})",
@@ -361,7 +367,7 @@ class CanaryLabApp(App[None]):
                 return
             self._queued[key] = (state.target, container, new)
             self._dirty = True
-            self.history.note(state.namespace, state.name, self.lab.clock.now(),
+            self._note(state.namespace, state.name, self.lab.clock.now(),
                               f"{tag(new)} queued: it ships as soon as {until}")
             self.notify(f"{new} ships as soon as {until}", title="image queued", timeout=6)
 
@@ -391,11 +397,11 @@ class CanaryLabApp(App[None]):
             if choice.clear:
                 self._work("clear fault", self.lab.clear_fault(state.namespace, state.target))
                 self.notify(f"fault cleared on {state.target}", timeout=4)
-                self.history.note(state.namespace, state.name, now, f"fault cleared on deployment/{state.target}")
+                self._note(state.namespace, state.name, now, f"fault cleared on deployment/{state.target}")
             else:
                 self._work("inject fault", self.lab.set_fault(state.namespace, state.target, choice.error_rate,
                                                               choice.latency_ms))
-                self.history.note(state.namespace, state.name, now,
+                self._note(state.namespace, state.name, now,
                                   f"fault injected: {describe(choice.error_rate, choice.latency_ms)} on "
                                   f"deployment/{state.target} (the canary's pods)")
                 self.notify(f"{describe(choice.error_rate, choice.latency_ms)} on {state.target}",
@@ -496,7 +502,11 @@ class CanaryLabApp(App[None]):
         return rows
 
     def _help_note(self) -> str:
-        note = (f"Reports (ctrl+s) go to {self.export_dir} ($CANARYLAB_REPORTS_DIR). Remap keys in "
+        folder = str(self.export_dir)
+        home = str(Path.home())
+        if folder == home or folder.startswith(home + "/"):
+            folder = "~" + folder[len(home):]
+        note = (f"Reports (ctrl+s) go to {folder} ($CANARYLAB_REPORTS_DIR). Remap keys in "
                 "~/.config/canarylab/keymap.yaml ($CANARYLAB_KEYMAP) or CANARYLAB_KEY_<ID>=keys.")
         if self.readonly:
             note = "Read-only: keys that change anything are hidden. " + note

@@ -34,6 +34,8 @@ class FaultInfo:
     """Lab time of the injection."""
     replaced_by: str | None = None
     """The image of the revision that replaced the faulty one (``None`` while the fault is active)."""
+    replaced_at: float | None = None
+    """Lab time of that replacement."""
 
     @property
     def active(self) -> bool:

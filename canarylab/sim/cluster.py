@@ -94,6 +94,7 @@ class InjectedFault:
     image: str
     since: float
     replaced_by: str | None = None
+    replaced_at: float | None = None
 
 
 def _first_image(template: Obj) -> str:
@@ -228,7 +229,7 @@ class SimCluster(MemoryCluster):
             return
         del self.faults[key]
         self.left_faults[key] = InjectedFault(injected.fault, injected.revision, injected.image, injected.since,
-                                              replaced_by=_first_image(template))
+                                              replaced_by=_first_image(template), replaced_at=self.clock.now())
         self.topology += 1
 
     async def run(self) -> None:

@@ -207,7 +207,7 @@ class SimLab:
             return None
         f = injected.fault
         return FaultInfo(namespace, deployment, f.error_rate, f.latency_ms, f.never_ready, injected.image,
-                         injected.since, injected.replaced_by)
+                         injected.since, injected.replaced_by, injected.replaced_at)
 
     def _writable(self) -> None:
         if self.readonly:

@@ -51,7 +51,10 @@ def notices(app: CanaryLabApp) -> str:
 
 def fault_line(app: CanaryLabApp) -> str:
     """The pods panel's fault line, whole (the panel is narrow, the line wraps there)."""
-    return str(app.screen.query_one(FaultLine).content)
+    from canarylab.widgets.fault_line import fault_text
+
+    line = app.screen.query_one(FaultLine)
+    return fault_text(line._fault, can_clear=line._can_clear)
 
 
 def image_of(app: CanaryLabApp, deployment: str) -> str:
