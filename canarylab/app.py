@@ -257,10 +257,17 @@ class CanaryLabApp(App[None]):
         return next((s for s in self._states if (s.namespace, s.name) == key), None) if key else None
 
     def _need_state(self) -> CanaryState | None:
+        """The Canary the keys act on, as the engine has it now (the screen's snapshot may be 0.2 s old)."""
         state = self.current_state()
         if state is None:
             self.notify("no canary selected: the engine has not seen one yet", severity="warning")
-        return state
+            return None
+        return self._fresh((state.namespace, state.name)) or state
+
+    def _fresh(self, key: tuple[str, str]) -> CanaryState | None:
+        if not self._started:
+            return None
+        return next((s for s in self.lab.engine.canary_states() if (s.namespace, s.name) == key), None)
 
     def _work(self, label: str, job: Awaitable[Any]) -> None:
         """Run a lab/engine call in a worker; its failure becomes one notification."""
@@ -360,7 +367,7 @@ class CanaryLabApp(App[None]):
         def apply(new: str | None) -> None:
             if not new or new == image:
                 return
-            now = next((s for s in self._states if (s.namespace, s.name) == key), state)
+            now = self._fresh(key) or state
             if now.phase not in QUEUE_PHASES:  # it got ready while the modal was open: set it at once
                 self._work("set image", self.lab.set_image(state.namespace, state.target, container, new))
                 self.notify(f"deployment/{state.target} {container}={new}", title="image set", timeout=4)

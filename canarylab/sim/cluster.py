@@ -81,9 +81,15 @@ def template_hash(template: Obj) -> str:
     return "".join(_HASH_ALPHABET[b % len(_HASH_ALPHABET)] for b in digest[:10])
 
 
+def release_of(template: Obj) -> str:
+    """What a fault sticks to: the pod template's containers (images, commands, env), like a release. Not the
+    whole template: Flagger scales a DaemonSet to zero through its node selector, which is no new release."""
+    return template_hash({"containers": (template.get("spec") or {}).get("containers") or []})
+
+
 @dataclass(frozen=True)
 class InjectedFault:
-    """A fault and the revision it belongs to: pods of ``revision`` (their ``pod-template-hash``) have it.
+    """A fault and the release it belongs to: pods of ``revision`` (:func:`release_of` their template) have it.
 
     Like a bad release, it stays with that revision: when the Deployment's pod template changes (a new
     image), the new revision starts clean and this record gets ``replaced_by`` (the new revision's image).
@@ -115,6 +121,8 @@ class SimPod:
     created: float
     ready_since: float | None = None
     terminating: bool = False
+    release: str = ""
+    """:func:`release_of` the pod's template (what an injected fault sticks to)."""
 
     @property
     def ready(self) -> bool:
@@ -184,8 +192,9 @@ class SimCluster(MemoryCluster):
     def set_fault(self, namespace: str, deployment: str, fault: Fault) -> InjectedFault:
         """Inject a fault into the pods of the Deployment's current revision (replaces an earlier one)."""
         key = (namespace, deployment)
-        template = ((self._deployments.get(key) or {}).get("spec") or {}).get("template") or {}
-        injected = InjectedFault(fault, template_hash(template), _first_image(template), self.clock.now())
+        workload = self._deployments.get(key) or self._daemon_sets.get(key) or {}
+        template = (workload.get("spec") or {}).get("template") or {}
+        injected = InjectedFault(fault, release_of(template), _first_image(template), self.clock.now())
         self.faults[key] = injected
         self.left_faults.pop(key, None)
         self.topology += 1
@@ -220,12 +229,12 @@ class SimCluster(MemoryCluster):
     def fault_of(self, pod: SimPod) -> Fault | None:
         """The fault injected into the pod's revision, if any (other revisions of the Deployment are clean)."""
         injected = self.faults.get((pod.namespace, pod.deployment))
-        return injected.fault if injected is not None and injected.revision == pod.hash else None
+        return injected.fault if injected is not None and injected.revision == pod.release else None
 
-    def _retire_fault(self, key: tuple[str, str], revision: str, template: Obj) -> None:
-        """A new revision of a faulty Deployment starts clean: the fault stays with its own revision."""
+    def _retire_fault(self, key: tuple[str, str], template: Obj) -> None:
+        """A new release of a faulty workload starts clean: the fault stays with its own release."""
         injected = self.faults.get(key)
-        if injected is None or injected.revision == revision:
+        if injected is None or injected.revision == release_of(template):
             return
         del self.faults[key]
         self.left_faults[key] = InjectedFault(injected.fault, injected.revision, injected.image, injected.since,
@@ -398,7 +407,7 @@ class SimCluster(MemoryCluster):
         desired = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
         template = spec.get("template") or {}
         want = template_hash(template)
-        self._retire_fault(key, want, template)
+        self._retire_fault(key, template)
         pods = self.pods.setdefault(key, {})
         live = [p for p in pods.values() if not p.terminating]
         new = [p for p in live if p.hash == want]
@@ -441,6 +450,7 @@ class SimCluster(MemoryCluster):
         spec = ds.get("spec") or {}
         template = spec.get("template") or {}
         want = template_hash(template)
+        self._retire_fault(key, template)
         selector = (template.get("spec") or {}).get("nodeSelector") or {}
         nodes = [n for n, labels in NODES.items() if all(labels.get(k) == v for k, v in selector.items())]
         min_ready = float(spec.get("minReadySeconds", 0) or 0)
@@ -519,7 +529,7 @@ class SimCluster(MemoryCluster):
         labels = {**(tmeta.get("labels") or {}), "pod-template-hash": want}
         pod_spec = template.get("spec") or {}
         images = tuple(str(c.get("image", "")) for c in pod_spec.get("containers") or [])
-        pod = SimPod(namespace, name, deployment, want, labels, images, now)
+        pod = SimPod(namespace, name, deployment, want, labels, images, now, release=release_of(template))
         self.pods.setdefault(key, {})[name] = pod
         self.create_now({
             "apiVersion": "v1", "kind": "Pod",

@@ -185,7 +185,9 @@ async def test_the_help_box_says_how_to_close_it_and_where_reports_go(make_app: 
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
         text = screen_text(app)
         assert "Escape, q or ? closes this box" in text
-        assert f"Reports (ctrl+s) go to {tmp_path}" in text
+        note = str(app.screen.query_one(".muted", Label).content)
+        assert note.startswith(f"Reports (ctrl+s) go to {tmp_path} ($CANARYLAB_REPORTS_DIR).")
+        assert "Reports (ctrl+s) go to" in text
         assert "q, ^c" in text
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, HelpScreen), "the help to close")
