@@ -94,6 +94,10 @@ def steps(*script: str | Callable[[CanaryLabApp], bool]) -> Callable[[Pilot[Any]
         # (virtual) time, during which the engine would tick on and the header's clock would move.
         await app.lab.stop()
         app.lab.clock = _FrozenClock(app.lab.clock.now())  # type: ignore[misc]
+        # The pods panel is polled on a real-time interval: read the frozen lab's pods once more, so the panel
+        # shows where the script left them, however loaded the machine is.
+        await app._poll()
+        app._dirty = True
         await asyncio.sleep(1.0)  # a few coalesced repaints
 
     return run_before
