@@ -19,7 +19,7 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 
 from canarylab import keymap as keys
-from canarylab.engine.commands import Abort, Command, OpenGate, Pause, Promote, Resume
+from canarylab.engine.commands import RUNNING, Abort, Command, OpenGate, Pause, Promote, Resume, refusal
 from canarylab.engine.events import EngineEvent
 from canarylab.engine.kinds import DAEMON_SET, DEPLOYMENT
 from canarylab.engine.ports import ClusterError
@@ -29,16 +29,17 @@ from canarylab.screens.confirm import ConfirmScreen
 from canarylab.screens.detail import DetailScreen
 from canarylab.screens.fault import DEFAULT_PRESETS, FaultChoice, FaultScreen, describe
 from canarylab.screens.help import HelpScreen
+from canarylab.screens.hints import QUEUE_PHASES, queue_until
 from canarylab.screens.history import History
 from canarylab.screens.overview import OverviewScreen
-from canarylab.screens.report import markdown
-from canarylab.screens.tags import next_image
+from canarylab.screens.report import markdown, report_stem, reports_dir
+from canarylab.screens.tags import next_image, tag
 from canarylab.screens.view import LabView
 from canarylab.screens.workloads import Workloads, container_name, first_image, read_workloads
 
 if TYPE_CHECKING:
     from canarylab.engine.controller import CanaryState
-    from canarylab.session import Lab
+    from canarylab.session import FaultInfo, Lab
 
 MUTATING = frozenset(k.action for k in keys.KEYS if k.mutating)
 
@@ -47,7 +48,11 @@ class CanaryLabApp(App[None]):
     """The canarylab dashboard on one lab."""
 
     TITLE = "canarylab"
-    BINDINGS: ClassVar[list[BindingType]] = [*keys.bindings()]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *keys.bindings(),
+        # ctrl+c quits, as in every terminal program (Textual only tells how to quit); priority: also in inputs
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+    ]
 
     def __init__(
         self,
@@ -60,12 +65,18 @@ class CanaryLabApp(App[None]):
         export_dir: Path | None = None,
         open_single: bool = True,
     ) -> None:
-        """``start_lab``: start (and on exit stop) the lab here; ``run_demo`` starts it before the TUI."""
+        """``start_lab``: start (and on exit stop) the lab here; ``run_demo`` starts it before the TUI.
+
+        ``export_dir``: where ``ctrl+s`` saves reports (default :func:`~canarylab.screens.report.reports_dir`)."""
         super().__init__()
         self.lab = lab
         self.readonly = lab.readonly
         self.history = History()
-        self.export_dir = export_dir
+        self.export_dir = export_dir or reports_dir()
+        self.saved_reports: list[Path] = []
+        """Files ``ctrl+s`` wrote (printed again when the dashboard exits)."""
+        self._faults: dict[tuple[str, str], FaultInfo] = {}
+        self._queued: dict[tuple[str, str], tuple[str, str, str]] = {}  # key -> (target, container, image)
         self._start_lab = start_lab
         self._started = not start_lab
         self._engine_text = "running" if self._started else "starting"
@@ -119,7 +130,8 @@ class CanaryLabApp(App[None]):
             title=self.lab.title, engine=engine, readonly=self.readonly,
             supports_faults=self.lab.supports_faults and not self.readonly,
             now=self.lab.clock.now() if self._started else None,
-            states=self._states, history=self.history, workloads=self._workloads,
+            states=self._states, history=self.history, workloads=self._workloads, faults=self._faults,
+            queued={key: image for key, (_, _, image) in self._queued.items()},
         )  # fmt: skip
 
     def _coalesce(self) -> None:
@@ -130,6 +142,8 @@ class CanaryLabApp(App[None]):
         if states != self._states:
             self._states = states
             self._dirty = True
+        self._check_faults()
+        self._ship_queued()
         if events:
             self._dirty = True
             if any(type(e).__name__ in ("WeightChanged", "PhaseChanged") for e in events):
@@ -156,6 +170,49 @@ class CanaryLabApp(App[None]):
         events, self._pending[:] = list(self._pending), []
         self.history.feed(events)
         return events
+
+    def _check_faults(self) -> None:
+        """Follow each Canary's fault; say so on screen when a new revision leaves one behind."""
+        fault_of = getattr(self.lab, "fault", None)
+        if not callable(fault_of) or not self._started:
+            return
+        for state in self._states:
+            key = (state.namespace, state.name)
+            fault: FaultInfo | None = fault_of(state.namespace, state.target)
+            before = self._faults.get(key)
+            if fault == before:
+                continue
+            self._dirty = True
+            if fault is None:
+                self._faults.pop(key, None)
+                continue
+            self._faults[key] = fault
+            if not fault.active and before is not None and before.active:
+                message = (f"{tag(fault.replaced_by or '')} starts clean: the fault ({fault.what()}) stays with "
+                           f"{tag(fault.image)}, the revision it was injected into")
+                self._note(state.namespace, state.name, fault.replaced_at or self.lab.clock.now(), message)
+                self.notify(message, title="a new image starts clean", timeout=8)
+
+    def _note(self, namespace: str, name: str, time: float, message: str) -> None:
+        """A line of the dashboard's own in the Canary's event log, after the engine events buffered so far."""
+        self._fold()
+        self.history.note(namespace, name, time, message)
+        self._dirty = True
+
+    def _ship_queued(self) -> None:
+        """Set a queued image once the Canary can analyse it (Initialized, or the promotion done)."""
+        for key, (target, container, image) in list(self._queued.items()):
+            state = next((s for s in self._states if (s.namespace, s.name) == key), None)
+            if state is None or state.phase in QUEUE_PHASES:
+                continue
+            del self._queued[key]
+            self._dirty = True
+            namespace = key[0]
+            self._note(namespace, key[1], self.lab.clock.now(),
+                              f"shipping the queued {tag(image)}: the Canary is {state.phase}")
+            self._work("set image", self.lab.set_image(namespace, target, container, image))
+            self.notify(f"deployment/{target} {container}={image}", title=f"queued image set ({state.phase})",
+                        timeout=6)
 
     def _check_lab(self) -> None:
         """Say so when the engine (or a lab controller) died, instead of showing a frozen lab as running."""
@@ -200,10 +257,17 @@ class CanaryLabApp(App[None]):
         return next((s for s in self._states if (s.namespace, s.name) == key), None) if key else None
 
     def _need_state(self) -> CanaryState | None:
+        """The Canary the keys act on, as the engine has it now (the screen's snapshot may be 0.2 s old)."""
         state = self.current_state()
         if state is None:
             self.notify("no canary selected: the engine has not seen one yet", severity="warning")
-        return state
+            return None
+        return self._fresh((state.namespace, state.name)) or state
+
+    def _fresh(self, key: tuple[str, str]) -> CanaryState | None:
+        if not self._started:
+            return None
+        return next((s for s in self.lab.engine.canary_states() if (s.namespace, s.name) == key), None)
 
     def _work(self, label: str, job: Awaitable[Any]) -> None:
         """Run a lab/engine call in a worker; its failure becomes one notification."""
@@ -221,6 +285,14 @@ class CanaryLabApp(App[None]):
     def _report(self, label: str, err: BaseException) -> None:
         """The one place worker errors are shown."""
         self.notify(str(err) or type(err).__name__, title=f"{label} failed", severity="error", timeout=10)
+
+    def _refused(self, label: str, command: type[Command], state: CanaryState) -> bool:
+        """Say at once why ``command`` cannot act now (the engine's own rule), before any confirmation."""
+        why = refusal(command, f"{state.name}.{state.namespace}", state.phase, paused=state.paused,
+                      problem=state.problem)
+        if why:
+            self.notify(why, title=f"cannot {label} now", severity="warning", timeout=6)
+        return why is not None
 
     def _send(self, label: str, command: Command) -> None:
         self._work(label, self.lab.engine.send(command))
@@ -266,18 +338,59 @@ class CanaryLabApp(App[None]):
             self.notify(f"deployment {state.target}.{state.namespace} not found", severity="error")
             return
         image, container = first_image(target), container_name(target)
+        key = (state.namespace, state.name)
+        if state.phase in QUEUE_PHASES:
+            self._queue_ship(state, image, container)
+            return
 
         def apply(new: str | None) -> None:
             if new and new != image:
                 self._work("set image", self.lab.set_image(state.namespace, state.target, container, new))
                 self.notify(f"deployment/{state.target} {container}={new}", title="image set", timeout=4)
 
-        self.push_screen(BumpImageScreen(state.target, container, image, next_image(image)), apply)
+        queued = self._queued.pop(key, None)  # a ship queued earlier is superseded (it was not set)
+        self.push_screen(BumpImageScreen(state.target, container, image, queued[2] if queued else next_image(image)),
+                         apply)
+
+    def _queue_ship(self, state: CanaryState, image: str, container: str) -> None:
+        """``b`` while the Canary cannot analyse a new revision: the image waits, and the screen says so.
+
+        Flagger (v1.44) marks a target changed during initialization as applied and promoted although the
+        primary keeps the first version, so no analysis ever runs; during a promotion the primary would take
+        the new spec unanalysed. Queuing does better: the image is set as soon as the Canary is ready for it."""
+        key = (state.namespace, state.name)
+        until = queue_until(state.phase)
+        queued = self._queued.get(key)
+        note = (f"The Canary is {state.phase or 'Initializing'}: a new image set now would never be analysed. "
+                f"Enter queues it; it is set as soon as {until}.")
+
+        def apply(new: str | None) -> None:
+            if not new or new == image:
+                return
+            now = self._fresh(key) or state
+            if now.phase not in QUEUE_PHASES:  # it got ready while the modal was open: set it at once
+                self._work("set image", self.lab.set_image(state.namespace, state.target, container, new))
+                self.notify(f"deployment/{state.target} {container}={new}", title="image set", timeout=4)
+                return
+            self._queued[key] = (state.target, container, new)
+            self._dirty = True
+            self._note(state.namespace, state.name, self.lab.clock.now(),
+                              f"{tag(new)} queued: it ships as soon as {until}")
+            self.notify(f"{new} ships as soon as {until}", title="image queued", timeout=6)
+
+        proposed = queued[2] if queued else next_image(image)
+        self.push_screen(BumpImageScreen(state.target, container, image, proposed, note=note), apply)
 
     def action_fault(self) -> None:
         """``f``: inject errors or latency in the canary (the target Deployment's pods)."""
         state = self._need_state()
         if state is None:
+            return
+        fault = self._faults.get((state.namespace, state.name))
+        if state.phase not in RUNNING and not (fault is not None and fault.active):
+            self.notify(f"deployment/{state.target} (the canary) has no pods while the Canary is "
+                        f"{state.phase or 'Initializing'}: nothing to break. Press b to ship a new image, then f "
+                        "during its analysis.", title="no fault now", severity="warning", timeout=8)
             return
         presets = dict(DEFAULT_PRESETS)  # the walkthrough's presets first, then the lab's own extras
         for name, values in (getattr(self.lab, "fault_presets", None) or {}).items():
@@ -287,12 +400,17 @@ class CanaryLabApp(App[None]):
         def apply(choice: FaultChoice | None) -> None:
             if choice is None:
                 return
+            now = self.lab.clock.now()
             if choice.clear:
                 self._work("clear fault", self.lab.clear_fault(state.namespace, state.target))
                 self.notify(f"fault cleared on {state.target}", timeout=4)
+                self._note(state.namespace, state.name, now, f"fault cleared on deployment/{state.target}")
             else:
                 self._work("inject fault", self.lab.set_fault(state.namespace, state.target, choice.error_rate,
                                                               choice.latency_ms))
+                self._note(state.namespace, state.name, now,
+                                  f"fault injected: {describe(choice.error_rate, choice.latency_ms)} on "
+                                  f"deployment/{state.target} (the canary's pods)")
                 self.notify(f"{describe(choice.error_rate, choice.latency_ms)} on {state.target}",
                             title="fault injected", severity="warning", timeout=4)
 
@@ -301,7 +419,7 @@ class CanaryLabApp(App[None]):
     def action_rollback(self) -> None:
         """``r``: roll back now, after a confirmation."""
         state = self._need_state()
-        if state is None:
+        if state is None or self._refused("roll back", Abort, state):
             return
         question = (f"Roll back {state.name}.{state.namespace} now? All traffic goes back to the primary "
                     "and the canary is scaled down.")
@@ -315,7 +433,7 @@ class CanaryLabApp(App[None]):
     def action_promote(self) -> None:
         """``p``: promote now (skip the remaining steps), after a confirmation."""
         state = self._need_state()
-        if state is None:
+        if state is None or self._refused("promote", Promote, state):
             return
         question = (f"Promote {state.name}.{state.namespace} now? The remaining steps are skipped and the "
                     "primary takes the canary's spec.")
@@ -354,17 +472,24 @@ class CanaryLabApp(App[None]):
             self.notify("nothing to export yet", severity="warning")
             return
         self._fold()  # the report includes what happened since the last repaint
-        folder = self.export_dir or Path.cwd()
-        now = self.lab.clock.now() if self._started else time.time()
-        stem = f"canarylab-{state.name}.{state.namespace}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now))}"
+        folder = self.export_dir
+        now = self.lab.clock.now() if self._started else None
+        exported_at = time.time()  # files are named by the wall clock: lab time runs faster in the demo
+        stem = report_stem(state.namespace, state.name, exported_at)
+        n = 1
+        while (folder / f"{stem}.md").exists():  # two exports in one second keep both
+            n += 1
+            stem = f"{report_stem(state.namespace, state.name, exported_at)}-{n}"
         report = markdown(self.lab.title, state, state.namespace, state.name,
-                          self.history.of(state.namespace, state.name), now)
+                          self.history.of(state.namespace, state.name), now, exported_at=exported_at)
         try:
+            folder.mkdir(parents=True, exist_ok=True)
             (folder / f"{stem}.md").write_text(report)
             svg = self.save_screenshot(filename=f"{stem}.svg", path=str(folder))
         except OSError as err:
             self._report("export", err)
             return
+        self.saved_reports += [folder / f"{stem}.md", Path(svg)]
         self.notify(f"{folder / (stem + '.md')}\n{svg}", title="report saved", timeout=8)
 
     # ------------------------------------------------------------------------------------------ key help
@@ -376,13 +501,20 @@ class CanaryLabApp(App[None]):
             if not self.check_action(k.action, ()):
                 continue
             mapped = self._keymap.get(keys.PREFIX + k.id, k.keys)
+            if k.id == "quit":
+                mapped += ",ctrl+c"
             shown = ", ".join(self.get_key_display(b) for b in _bindings_for(mapped))
             rows.append((shown, k.description, k.help))
         rows.append(("ctrl+p", "Palette", "Every action by name (command palette)"))
         return rows
 
     def _help_note(self) -> str:
-        note = "Remap keys in ~/.config/canarylab/keymap.yaml ($CANARYLAB_KEYMAP) or CANARYLAB_KEY_<ID>=keys."
+        folder = str(self.export_dir)
+        home = str(Path.home())
+        if folder == home or folder.startswith(home + "/"):
+            folder = "~" + folder[len(home):]
+        note = (f"Reports (ctrl+s) go to {folder} ($CANARYLAB_REPORTS_DIR). Remap keys in "
+                "~/.config/canarylab/keymap.yaml ($CANARYLAB_KEYMAP) or CANARYLAB_KEY_<ID>=keys.")
         if self.readonly:
             note = "Read-only: keys that change anything are hidden. " + note
         return note

@@ -6,11 +6,52 @@ Protocol, the engine's events and its commands.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from canarylab.engine.controller import Engine
     from canarylab.engine.ports import Clock, Cluster
+
+
+@dataclass(frozen=True)
+class FaultInfo:
+    """A fault injected into one revision of a Deployment (what the dashboard shows about it).
+
+    A fault belongs to the revision (pod template) it was injected into, like a bad release: a new image
+    makes a new revision, which starts clean. ``replaced_by`` is set once that happened (the fault is then
+    no longer active, and the dashboard says the new revision started clean).
+    """
+
+    namespace: str
+    deployment: str
+    error_rate: float
+    latency_ms: float
+    never_ready: bool
+    image: str
+    """The image of the revision the fault was injected into."""
+    since: float
+    """Lab time of the injection."""
+    replaced_by: str | None = None
+    """The image of the revision that replaced the faulty one (``None`` while the fault is active)."""
+    replaced_at: float | None = None
+    """Lab time of that replacement."""
+
+    @property
+    def active(self) -> bool:
+        """The fault still hits the Deployment's current revision."""
+        return self.replaced_by is None
+
+    def what(self) -> str:
+        """``50% errors``, ``+600 ms latency``, ``pods never ready``, joined with commas."""
+        parts = []
+        if self.error_rate:
+            parts.append(f"{self.error_rate * 100:g}% errors")
+        if self.latency_ms:
+            parts.append(f"+{self.latency_ms:g} ms latency")
+        if self.never_ready:
+            parts.append("pods never ready")
+        return ", ".join(parts) or "no effect"
 
 
 class Lab(Protocol):
@@ -65,4 +106,9 @@ class Lab(Protocol):
 
     async def clear_fault(self, namespace: str, deployment: str) -> None:
         """Remove an injected fault."""
+        ...
+
+    def fault(self, namespace: str, deployment: str) -> FaultInfo | None:
+        """The fault on the Deployment: the active one, or the last one a new revision left behind;
+        ``None`` when there is none (or it was cleared)."""
         ...

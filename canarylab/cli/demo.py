@@ -23,9 +23,12 @@ async def _serve(lab: Lab, keymap: Mapping[str, str]) -> None:
     try:
         from canarylab.app import CanaryLabApp  # Textual loads only once the lab is up
 
-        await CanaryLabApp(lab, start_lab=False, keymap=keymap).run_async()
+        app = CanaryLabApp(lab, start_lab=False, keymap=keymap)
+        await app.run_async()
     finally:
         await lab.stop()
+    for path in app.saved_reports:  # the notification is gone with the screen: say where the reports are
+        print(f"canarylab: report saved: {path}", file=sys.stderr)
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -175,7 +175,13 @@ class Simulation:
         try:
             workload = str(a.get("deployment") or a.get("daemonset") or "")
             if step.action == "setImage":
+                before = lab.fault(ns, workload)
                 await lab.set_image(ns, workload, a["container"], a["image"])
+                after = lab.fault(ns, workload)
+                if before is not None and before.active and after is not None and not after.active:
+                    print(f"canarylab: scenario {step.describe()}: {a['image']} starts clean; the fault "
+                          f"({before.what()}) stays with {before.image}, the revision it was injected into (to "
+                          "break the new image, put the fault step after this setImage)", file=self.err, flush=True)
             elif step.action == "fault":
                 await lab.set_fault(ns, workload, float(a.get("errorRate", 0)), float(a.get("latencyMs", 0)),
                                     bool(a.get("neverReady", False)))

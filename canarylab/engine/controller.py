@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 from canarylab.engine import finalizer, routing
 from canarylab.engine.alerts import Alerts, NoAlerts
 from canarylab.engine.clock import sleep_or_wake
-from canarylab.engine.commands import Abort, Command, OpenGate, Pause, Promote, Resume
+from canarylab.engine.commands import Abort, Command, OpenGate, Pause, Promote, Resume, refusal
 from canarylab.engine.context import RunNotes, TickCluster, TickContext, template_hash
 from canarylab.engine.events import (
     CanaryProblem,
@@ -46,7 +46,6 @@ from canarylab.engine.spec import Canary, SpecError, parse_canary
 from canarylab.engine.tick import advance_canary
 
 PAUSED_ANNOTATION = "canarylab.dev/paused"
-_RUNNING = ("Progressing", "WaitingPromotion", "Promoting", "Finalising", "Waiting")
 
 
 class EngineError(Exception):
@@ -222,20 +221,13 @@ class Engine:
         if isinstance(command, Pause | Resume):
             await self._set_paused(slot, isinstance(command, Pause))
             return
-        if slot.paused:
-            raise EngineError(f"{key} is paused; resume it first")
-        if slot.problem:
-            raise EngineError(f"{key} is not run because its spec is invalid: {slot.problem}")
+        why = refusal(type(command), key, phase, paused=slot.paused, problem=slot.problem)
+        if why:
+            raise EngineError(why)
         if isinstance(command, Abort):
-            if phase not in _RUNNING:
-                raise EngineError(f"{key} is {phase}: there is no analysis to abort (it starts when the target "
-                                  "Deployment's pod template changes)")
             slot.notes.abort = True
             self._notice(slot, "manual abort requested")
         elif isinstance(command, Promote):
-            if phase not in ("Progressing", "WaitingPromotion"):
-                raise EngineError(f"{key} is {phase}: only a canary in Progressing or WaitingPromotion can be "
-                                  "promoted now")
             slot.notes.promote = True
             self._notice(slot, "manual promotion requested")
         elif isinstance(command, OpenGate):

@@ -25,6 +25,7 @@ from canarylab.kube.proxy import ServiceProxy, api_client
 
 if TYPE_CHECKING:
     from canarylab.engine.controller import Engine
+    from canarylab.session import FaultInfo
 
 T = TypeVar("T")
 
@@ -215,3 +216,7 @@ class KubeLab:
     async def clear_fault(self, namespace: str, deployment: str) -> None:
         """Not on a real cluster (see :meth:`set_fault`)."""
         raise UserError("fault injection needs the simulated lab (`canarylab demo`)")
+
+    def fault(self, namespace: str, deployment: str) -> FaultInfo | None:
+        """No injected faults on a real cluster."""
+        return None

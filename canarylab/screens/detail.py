@@ -11,10 +11,11 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from canarylab.screens.hints import hint
-from canarylab.screens.tags import next_image
+from canarylab.screens.tags import next_image, tag
 from canarylab.screens.view import LabView
 from canarylab.widgets.clock_text import hms
 from canarylab.widgets.event_log import EventLog
+from canarylab.widgets.fault_line import FaultLine
 from canarylab.widgets.key_footer import KeyFooter
 from canarylab.widgets.lab_header import LabHeader
 from canarylab.widgets.metric_chart import MetricChart
@@ -66,6 +67,7 @@ class DetailScreen(Screen[None]):
                 yield Static("no metric checks evaluated yet: they start with the analysis", id="no-checks")
             with Vertical(id="side"):
                 yield PodsTable(id="pods")
+                yield FaultLine(id="fault")
                 yield EventLog(namespace, id="events")
         yield Static("", id="hint")
         yield KeyFooter()
@@ -93,7 +95,13 @@ class DetailScreen(Screen[None]):
         phase = phase_text(state) if state else "unknown"
         icon, _ = look(state.phase if state else "")
         gate = f" · gate {state.waiting_gate}" if state and state.waiting_gate else ""
-        self.query_one(LabHeader).show(view.title, view.engine, f"{namespace}/{name} {icon} {phase}{gate}", view.now)
+        fault = view.faults.get(self.key)
+        badge, badge_short = "", ""
+        if fault is not None and fault.active:
+            badge, badge_short = f"⚡ fault: {fault.what()} on {tag(fault.image)}", "⚡ fault"
+        self.query_one(LabHeader).show(view.title, view.engine, f"{namespace}/{name} {icon} {phase}{gate}", view.now,
+                                       badge, badge_short)
+        self.query_one(FaultLine).show(fault, can_clear=view.supports_faults)
         if state is not None:
             primary_image = workloads.primary.image if workloads else ""
             canary_image = workloads.canary.image if workloads else ""
@@ -129,7 +137,10 @@ class DetailScreen(Screen[None]):
         workloads = view.workloads.get(self.key)
         proposed = next_image(workloads.canary.image) if workloads and workloads.canary.image else ""
         width = self.size.width - 2 if self.size.width else None  # the line's padding
-        text = hint(state, proposed, readonly=view.readonly, supports_faults=view.supports_faults, width=width)
+        text = hint(state, proposed, readonly=view.readonly, supports_faults=view.supports_faults, width=width,
+                    fault=view.faults.get(self.key), queued=view.queued.get(self.key),
+                    primary_image=workloads.primary.image if workloads else "",
+                    canary_image=workloads.canary.image if workloads else "")
         if text != self._hint:
             self._hint = text
             self.query_one("#hint", Static).update(text)

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
 
@@ -21,7 +21,9 @@ class HelpScreen(ModalScreen[None]):
         width: 90; max-width: 100%; height: auto; max-height: 100%; padding: 1 2;
         border: thick $accent; background: $surface;
     }
-    HelpScreen .title { text-style: bold; color: $accent; margin-bottom: 1; }
+    HelpScreen .top { height: auto; margin-bottom: 1; }
+    HelpScreen .title { text-style: bold; color: $accent; width: 1fr; }
+    HelpScreen .close { color: $text-accent; text-style: bold; width: auto; }
     HelpScreen DataTable { height: auto; }
     HelpScreen .muted { color: $text-muted; margin-top: 1; width: 100%; }
     """
@@ -33,7 +35,9 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label("canarylab keys", classes="title")
+            with Horizontal(classes="top"):
+                yield Label("canarylab keys", classes="title")
+                yield Label("Escape, q or ? closes this box", classes="close")
             table: DataTable[str] = DataTable(cursor_type="none", show_cursor=False)
             table.add_columns("key", "action", "what it does")
             for row in self.rows:

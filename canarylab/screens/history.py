@@ -6,6 +6,7 @@ export (:mod:`canarylab.screens.report`) renders it. Bounded, so a long demo doe
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,18 +30,42 @@ NEW_RUN = "New revision detected!"
 """How Flagger's event starts a run: ``... Scaling up <target>`` or ``... Restarting analysis for <target>``."""
 
 
+LAB = "Lab"
+"""The type of the dashboard's own lines about the lab (a fault injected, a ship queued): not Flagger's events."""
+
+
 @dataclass(frozen=True)
 class LogLine:
-    """One line of the event log: lab time, ``Normal``/``Warning`` and Flagger's message."""
+    """One line of the event log: lab time, ``Normal``/``Warning`` (or :data:`LAB`) and the message.
+
+    ``expected``: for a warning Flagger gives on every healthy run (the primary's pods still starting), what it
+    means; the line keeps Flagger's message and is shown as routine, not as a problem."""
 
     time: float
     type: str
     message: str
+    expected: str = ""
 
     @property
     def warning(self) -> bool:
-        """Warnings (and engine errors) are highlighted."""
-        return self.type != "Normal"
+        """Warnings (and engine errors) are highlighted, unless expected."""
+        return self.type not in ("Normal", LAB) and not self.expected
+
+
+_ROLLING_OUT = re.compile(r"^[a-z0-9][a-z0-9-]*-primary\.[a-z0-9-]+ not ready: waiting for rollout to finish")
+
+
+def expected_warning(message: str, phase: str) -> str:
+    """Why a warning is routine in ``phase``, or ``""``. Flagger creates the primary and checks it in the same
+    tick, so the first tick of every Canary warns that the primary is not ready; a promotion warns the same
+    while the primary rolls out the canary's spec. Flagger retries at the next interval."""
+    if not _ROLLING_OUT.match(message):
+        return ""
+    if phase in ("", "Initializing"):
+        return "expected: the primary was just created and its pods are starting; Flagger checks again next interval"
+    if phase in ("Promoting", "Finalising"):
+        return "expected: the primary is rolling out the canary's spec; Flagger checks again next interval"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -88,11 +113,20 @@ class CanaryHistory:
     """Log lines appended in total (the log itself is bounded), so the event log appends only new ones."""
     version: int = 0
     """Bumped on every change, so widgets redraw only when something they show moved."""
+    phase: str = ""
+    """The phase as last seen in the events (tells routine warnings from real ones)."""
+
+    def note(self, time: float, message: str) -> None:
+        """A line of the dashboard's own about the lab (type :data:`LAB`)."""
+        self.log.append(LogLine(time, LAB, message))
+        self.logged += 1
+        self.version += 1
 
     def add(self, event: EngineEvent) -> None:
         """Fold one engine event into the history."""
         if isinstance(event, KubeEvent):
-            self.log.append(LogLine(event.time, event.type, event.message))
+            expected = expected_warning(event.message, self.phase) if event.type == "Warning" else ""
+            self.log.append(LogLine(event.time, event.type, event.message, expected))
             if event.message.startswith(NEW_RUN):
                 self.run += 1
                 self.run_started[self.run] = event.time
@@ -105,7 +139,9 @@ class CanaryHistory:
             self.weights.append((event.time, event.primary, event.canary))
         elif isinstance(event, PhaseChanged):
             self.phases.append((event.time, event.old, event.new))
+            self.phase = event.new
         elif isinstance(event, StatusChanged):
+            self.phase = event.phase
             if event.failed_checks <= self.peak_failed_checks:
                 return
             self.peak_failed_checks = event.failed_checks
@@ -139,6 +175,11 @@ class History:
             self.of(event.namespace, event.name).add(event)
         if events:
             self.version += 1
+
+    def note(self, namespace: str, name: str, time: float, message: str) -> None:
+        """A line of the dashboard's own in one Canary's log (see :meth:`CanaryHistory.note`)."""
+        self.of(namespace, name).note(time, message)
+        self.version += 1
 
     def of(self, namespace: str, name: str) -> CanaryHistory:
         """The history of one Canary (empty when nothing was seen yet)."""

@@ -63,7 +63,9 @@ class OverviewScreen(Screen[None]):
         table = self.query_one(CanaryTable)
         table.show(view.states, view.now)
         count = f"{len(view.states)} canar{'y' if len(view.states) == 1 else 'ies'}"
-        self.query_one(LabHeader).show(view.title, view.engine, count, view.now)
+        faults = view.active_faults()
+        badge = f"⚡ {len(faults)} fault{'s' if len(faults) > 1 else ''} injected" if faults else ""
+        self.query_one(LabHeader).show(view.title, view.engine, count, view.now, badge, "⚡ fault" if faults else "")
         sort = f"sorted by {table.sort_by}" + (f" · filter '{table.filter}'" if table.filter else "")
         shown = table.row_count
         parts = [f"{shown} of {len(view.states)} canaries", sort, "! needs attention", "Enter opens", "s sorts"]

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from canarylab.screens.history import CanaryHistory, Sample, by_run
@@ -10,6 +14,29 @@ from canarylab.widgets.clock_text import hms, iso
 
 if TYPE_CHECKING:
     from canarylab.engine.controller import CanaryState
+
+
+REPORTS_ENV = "CANARYLAB_REPORTS_DIR"
+
+
+def reports_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where ``ctrl+s`` saves reports: ``$CANARYLAB_REPORTS_DIR``, else ``$XDG_DATA_HOME/canarylab/reports``
+    (``~/.local/share/canarylab/reports``); never the current directory."""
+    env = os.environ if env is None else env
+    if env.get(REPORTS_ENV):
+        return Path(env[REPORTS_ENV]).expanduser()
+    data = Path(env["XDG_DATA_HOME"]).expanduser() if env.get("XDG_DATA_HOME") else Path.home() / ".local" / "share"
+    return data / "canarylab" / "reports"
+
+
+def wall_clock(seconds: float) -> str:
+    """``2026-12-03 07:30:12 +0100``: local wall-clock time with its offset."""
+    return time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(seconds))
+
+
+def report_stem(namespace: str, name: str, exported_at: float) -> str:
+    """``canarylab-podinfo.test-20261203-073012``: the Canary and the local wall-clock time of the export."""
+    return f"canarylab-{name}.{namespace}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(exported_at))}"
 
 
 def _num(value: float | None) -> str:
@@ -31,10 +58,15 @@ def _run_title(history: CanaryHistory, run: int, samples: list[Sample]) -> str:
 
 
 def markdown(title: str, state: CanaryState | None, namespace: str, name: str, history: CanaryHistory,
-             now: float | None) -> str:
-    """The report for one Canary as Markdown text."""
+             now: float | None, *, exported_at: float | None = None) -> str:
+    """The report for one Canary as Markdown text; ``now`` is lab time, ``exported_at`` the wall clock."""
     out = [f"# Canary run report: {name}.{namespace}", ""]
-    out.append(f"Lab: {title}" + (f" · exported at {iso(now)}" if now is not None else ""))
+    when = []
+    if exported_at is not None:
+        when.append(f"exported at {wall_clock(exported_at)}")
+    if now is not None:
+        when.append(f"lab time {iso(now)}")
+    out.append(f"Lab: {title}" + "".join(f" · {w}" for w in when))
     out.append("")
     if state is not None:
         out += [
@@ -47,7 +79,8 @@ def markdown(title: str, state: CanaryState | None, namespace: str, name: str, h
     out += ["## Timeline", ""]
     if history.log:
         out += ["| time (UTC) | type | message |", "|---|---|---|"]
-        out += [f"| {hms(line.time)} | {line.type} | {_cell(line.message)} |" for line in history.log]
+        out += [f"| {hms(line.time)} | {line.type}{' (routine)' if line.expected else ''} | {_cell(line.message)}"
+                f"{' (' + _cell(line.expected) + ')' if line.expected else ''} |" for line in history.log]
     else:
         out.append("No events yet.")
     out += ["", "## Traffic weights", ""]

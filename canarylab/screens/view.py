@@ -10,6 +10,7 @@ from canarylab.screens.workloads import Workloads
 
 if TYPE_CHECKING:
     from canarylab.engine.controller import CanaryState
+    from canarylab.session import FaultInfo
 
 
 @dataclass
@@ -24,6 +25,14 @@ class LabView:
     states: list[CanaryState] = field(default_factory=list)
     history: History = field(default_factory=History)
     workloads: dict[tuple[str, str], Workloads] = field(default_factory=dict)
+    faults: dict[tuple[str, str], FaultInfo] = field(default_factory=dict)
+    """The fault on each Canary's target (active, or left behind by a new revision); none: no entry."""
+    queued: dict[tuple[str, str], str] = field(default_factory=dict)
+    """Images the user shipped that wait for the Canary to be able to analyse them."""
+
+    def active_faults(self) -> list[FaultInfo]:
+        """Faults that still hit a Canary's current revision."""
+        return [f for f in self.faults.values() if f.active]
 
     def state(self, key: tuple[str, str]) -> CanaryState | None:
         """The state of one Canary, or ``None`` when the engine does not (yet) serve it."""

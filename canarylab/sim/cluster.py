@@ -81,6 +81,33 @@ def template_hash(template: Obj) -> str:
     return "".join(_HASH_ALPHABET[b % len(_HASH_ALPHABET)] for b in digest[:10])
 
 
+def release_of(template: Obj) -> str:
+    """What a fault sticks to: the pod template's containers (images, commands, env), like a release. Not the
+    whole template: Flagger scales a DaemonSet to zero through its node selector, which is no new release."""
+    return template_hash({"containers": (template.get("spec") or {}).get("containers") or []})
+
+
+@dataclass(frozen=True)
+class InjectedFault:
+    """A fault and the release it belongs to: pods of ``revision`` (:func:`release_of` their template) have it.
+
+    Like a bad release, it stays with that revision: when the Deployment's pod template changes (a new
+    image), the new revision starts clean and this record gets ``replaced_by`` (the new revision's image).
+    """
+
+    fault: Fault
+    revision: str
+    image: str
+    since: float
+    replaced_by: str | None = None
+    replaced_at: float | None = None
+
+
+def _first_image(template: Obj) -> str:
+    containers = (template.get("spec") or {}).get("containers") or []
+    return str(containers[0].get("image", "")) if containers else ""
+
+
 @dataclass
 class SimPod:
     """A pod as the kubelet of the simulated node sees it."""
@@ -94,6 +121,8 @@ class SimPod:
     created: float
     ready_since: float | None = None
     terminating: bool = False
+    release: str = ""
+    """:func:`release_of` the pod's template (what an injected fault sticks to)."""
 
     @property
     def ready(self) -> bool:
@@ -117,7 +146,11 @@ class SimCluster(MemoryCluster):
 
     def __init__(self, clock: Clock) -> None:
         super().__init__(clock)
-        self.faults: dict[tuple[str, str], Fault] = {}
+        self.faults: dict[tuple[str, str], InjectedFault] = {}
+        """Active faults per Deployment ``(namespace, name)``, each on one revision."""
+        self.left_faults: dict[tuple[str, str], InjectedFault] = {}
+        """The last fault a new revision left behind, per Deployment (cleared by :meth:`set_fault` and
+        :meth:`clear_fault`)."""
         self.pods: dict[tuple[str, str], dict[str, SimPod]] = {}
         """Live pods (Terminating ones included) per Deployment ``(namespace, name)``."""
         self.services: dict[tuple[str, str], ServiceInfo] = {}
@@ -156,16 +189,23 @@ class SimCluster(MemoryCluster):
 
     # --------------------------------------------------------------------------------- public
 
-    def set_fault(self, namespace: str, deployment: str, fault: Fault) -> None:
-        """Inject a fault into a Deployment's pods (replaces an earlier one)."""
-        self.faults[(namespace, deployment)] = fault
+    def set_fault(self, namespace: str, deployment: str, fault: Fault) -> InjectedFault:
+        """Inject a fault into the pods of the Deployment's current revision (replaces an earlier one)."""
+        key = (namespace, deployment)
+        workload = self._deployments.get(key) or self._daemon_sets.get(key) or {}
+        template = (workload.get("spec") or {}).get("template") or {}
+        injected = InjectedFault(fault, release_of(template), _first_image(template), self.clock.now())
+        self.faults[key] = injected
+        self.left_faults.pop(key, None)
         self.topology += 1
+        return injected
 
     def clear_fault(self, namespace: str, deployment: str) -> None:
         """Remove the fault; pods it kept from becoming ready get ready after the usual delay."""
-        fault = self.faults.pop((namespace, deployment), None)
+        injected = self.faults.pop((namespace, deployment), None)
+        self.left_faults.pop((namespace, deployment), None)
         self.topology += 1
-        if fault is not None and fault.never_ready:
+        if injected is not None and injected.fault.never_ready:
             now = self.clock.now()
             for pod in self.pods.get((namespace, deployment), {}).values():
                 if pod.ready_since is None and not pod.terminating:
@@ -187,8 +227,19 @@ class SimCluster(MemoryCluster):
         return [self._ready_pods[(namespace, n)] for n in sorted(names or ())]
 
     def fault_of(self, pod: SimPod) -> Fault | None:
-        """The fault injected into the pod's Deployment, if any."""
-        return self.faults.get((pod.namespace, pod.deployment))
+        """The fault injected into the pod's revision, if any (other revisions of the Deployment are clean)."""
+        injected = self.faults.get((pod.namespace, pod.deployment))
+        return injected.fault if injected is not None and injected.revision == pod.release else None
+
+    def _retire_fault(self, key: tuple[str, str], template: Obj) -> None:
+        """A new release of a faulty workload starts clean: the fault stays with its own release."""
+        injected = self.faults.get(key)
+        if injected is None or injected.revision == release_of(template):
+            return
+        del self.faults[key]
+        self.left_faults[key] = InjectedFault(injected.fault, injected.revision, injected.image, injected.since,
+                                              replaced_by=_first_image(template), replaced_at=self.clock.now())
+        self.topology += 1
 
     async def run(self) -> None:
         """The controllers' clock: readiness, termination, HPA syncs and deadlines, until cancelled."""
@@ -356,6 +407,7 @@ class SimCluster(MemoryCluster):
         desired = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
         template = spec.get("template") or {}
         want = template_hash(template)
+        self._retire_fault(key, template)
         pods = self.pods.setdefault(key, {})
         live = [p for p in pods.values() if not p.terminating]
         new = [p for p in live if p.hash == want]
@@ -398,6 +450,7 @@ class SimCluster(MemoryCluster):
         spec = ds.get("spec") or {}
         template = spec.get("template") or {}
         want = template_hash(template)
+        self._retire_fault(key, template)
         selector = (template.get("spec") or {}).get("nodeSelector") or {}
         nodes = [n for n, labels in NODES.items() if all(labels.get(k) == v for k, v in selector.items())]
         min_ready = float(spec.get("minReadySeconds", 0) or 0)
@@ -476,7 +529,7 @@ class SimCluster(MemoryCluster):
         labels = {**(tmeta.get("labels") or {}), "pod-template-hash": want}
         pod_spec = template.get("spec") or {}
         images = tuple(str(c.get("image", "")) for c in pod_spec.get("containers") or [])
-        pod = SimPod(namespace, name, deployment, want, labels, images, now)
+        pod = SimPod(namespace, name, deployment, want, labels, images, now, release=release_of(template))
         self.pods.setdefault(key, {})[name] = pod
         self.create_now({
             "apiVersion": "v1", "kind": "Pod",
@@ -497,7 +550,7 @@ class SimCluster(MemoryCluster):
     def _pod_ready(self, pod: SimPod) -> None:
         if pod.terminating or pod.ready_since is not None:
             return
-        fault = self.faults.get((pod.namespace, pod.deployment))
+        fault = self.fault_of(pod)
         if fault is not None and fault.never_ready:
             return  # the readiness probe keeps failing
         now = self.clock.now()

@@ -21,6 +21,7 @@ from canarylab.engine.flagger_metrics import FlaggerMetrics
 from canarylab.engine.kinds import DAEMON_SET, DEPLOYMENT, Obj
 from canarylab.engine.ports import MetricQuery, Metrics, NotFound
 from canarylab.errors import UserError
+from canarylab.session import FaultInfo
 from canarylab.sim.cluster import SimCluster, SimPod
 from canarylab.sim.inputs import lab_objects
 from canarylab.sim.metrics import LinkerdMetrics, SimMetrics
@@ -197,6 +198,16 @@ class SimLab:
         """Remove an injected fault."""
         self._writable()
         self.cluster.clear_fault(namespace, deployment)
+
+    def fault(self, namespace: str, deployment: str) -> FaultInfo | None:
+        """The active fault on the Deployment, or the last one a new revision left behind."""
+        injected = self.cluster.faults.get((namespace, deployment)) or self.cluster.left_faults.get(
+            (namespace, deployment))
+        if injected is None:
+            return None
+        f = injected.fault
+        return FaultInfo(namespace, deployment, f.error_rate, f.latency_ms, f.never_ready, injected.image,
+                         injected.since, injected.replaced_by, injected.replaced_at)
 
     def _writable(self) -> None:
         if self.readonly:

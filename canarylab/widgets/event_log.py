@@ -14,7 +14,7 @@ from rich.text import Text
 from textual import events
 from textual.widgets import RichLog
 
-from canarylab.screens.history import LogLine
+from canarylab.screens.history import LAB, LogLine
 from canarylab.widgets.clock_text import hms
 
 NARROW = 50
@@ -42,7 +42,8 @@ class EventLog(RichLog):
     """Appends only the lines it has not written yet; rewrites them all when the width crosses :data:`NARROW`."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "event-log--time", "event-log--warning", "event-log--error", "event-log--normal",
+        "event-log--time", "event-log--warning", "event-log--error", "event-log--normal", "event-log--lab",
+        "event-log--expected", "event-log--note",
     }  # fmt: skip
     DEFAULT_CSS = """
     EventLog { height: 1fr; background: $surface; scrollbar-size-vertical: 1; overflow-x: hidden; }
@@ -50,7 +51,13 @@ class EventLog(RichLog):
     EventLog > .event-log--warning { color: $warning; text-style: bold; }
     EventLog > .event-log--error { color: $error; text-style: bold; }
     EventLog > .event-log--normal { color: $foreground; }
+    EventLog > .event-log--lab { color: $text-accent; text-style: italic; }
+    EventLog > .event-log--expected { color: $foreground; }
+    EventLog > .event-log--note { color: $text-muted; text-style: italic; }
     """
+    MARKS: ClassVar[dict[str, str]] = {"normal": "  ", "warning": "⚠ ", "error": "⚠ ", "lab": "» ", "expected": "… "}
+    """The mark before each kind of line: ``⚠`` for what needs a look, ``…`` for a routine wait Flagger reports
+    as a warning, ``»`` for the dashboard's own lines about the lab."""
 
     def __init__(self, namespace: str = "", *, id: str | None = None) -> None:
         """``namespace``: the Canary's, dropped from names in narrow lines."""
@@ -85,14 +92,21 @@ class EventLog(RichLog):
             self.show(self._lines, self._total)
 
     def _line(self, line: LogLine) -> Text:
-        role = "normal" if line.type == "Normal" else "error" if line.type == "Error" else "warning"
+        role = {"Normal": "normal", "Error": "error", LAB: "lab"}.get(line.type, "warning")
+        if role == "warning" and line.expected:
+            role = "expected"
         style = self.get_component_rich_style(f"event-log--{role}")
         time = (hms(line.time) + " ", self.get_component_rich_style("event-log--time"))
+        mark = self.MARKS[role]
         if self._narrow:
-            mark = "⚠ " if role != "normal" else ""
-            return Text.assemble(time, (mark + short_message(line.message, self.namespace), style),
+            message = short_message(line.message, self.namespace) if role != "lab" else line.message
+            return Text.assemble(time, (mark.strip() + " " if mark.strip() else "", style), (message, style),
                                  no_wrap=True, overflow="ellipsis")
-        return Text.assemble(time, ("⚠ " if role != "normal" else "  ", style), (line.message, style))
+        text = Text.assemble(time, (mark, style), (line.message, style))
+        if line.expected:
+            text.append_text(Text.assemble(" (", (line.expected, self.get_component_rich_style("event-log--note")),
+                                           ")"))
+        return text
 
     def reset(self) -> None:
         """Forget what was written (another Canary is shown, or the width changed)."""

@@ -147,11 +147,11 @@ async def test_a_healthy_canary_is_promoted_and_a_faulty_one_rolls_back(
                                           canary("good", threshold=2), canary("bad", threshold=1)])
     await run.lab.start()
     try:
-        await run.lab.set_fault("test", "bad", FAULT_ERROR_RATE, 0.0)  # bad's own pods; bad-primary stays healthy
         await run.until("both Canaries initialized", lambda: run.phase("good") == run.phase("bad") == "Initialized")
-        # When both get a new revision
+        # When both get a new revision, bad's a faulty one (a fault belongs to the revision it is injected into)
         await run.lab.set_image("test", "good", "podinfod", "stefanprodan/podinfo:3.1.1")
         await run.lab.set_image("test", "bad", "podinfod", "stefanprodan/podinfo:3.1.1")
+        await run.lab.set_fault("test", "bad", FAULT_ERROR_RATE, 0.0)  # bad's own pods; bad-primary stays healthy
         await run.until("good promoted and bad rolled back",
                         lambda: run.phase("good") == "Succeeded" and run.phase("bad") == "Failed", timeout=150)
         # then the real Prometheus scraped the engine's own series, with Flagger's names and labels

@@ -108,8 +108,9 @@ def test_pods_that_never_get_ready_exceed_the_progress_deadline() -> None:
     async def scenario(cluster: SimCluster) -> None:
         cluster.create_now(deployment(replicas=2, progressDeadlineSeconds=20))
         await asyncio.sleep(6)
-        cluster.set_fault("test", "web", Fault(never_ready=True))
+        # a new revision whose pods never get ready (the fault belongs to the revision it is injected into)
         cluster.patch_now(DEPLOYMENT, "test", "web", {"spec": {"template": {"metadata": {"labels": {"v": "2"}}}}})
+        cluster.set_fault("test", "web", Fault(never_ready=True))
         await asyncio.sleep(10)
         assert condition(cluster, "Progressing")["reason"] == "ReplicaSetUpdated"
         await asyncio.sleep(15)

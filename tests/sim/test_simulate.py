@@ -131,9 +131,9 @@ def test_pods_that_never_become_ready_fail_the_run_after_the_progress_deadline(
         simulate: Simulate, write: Write) -> None:
     scenario = write("stuck.yaml", f"""
         - at: 0s
-          fault: {{namespace: test, deployment: podinfo, neverReady: true}}
-        - at: 0s
           {SET_IMAGE}
+        - at: 0s
+          fault: {{namespace: test, deployment: podinfo, neverReady: true}}
     """)
     run = simulate("--scenario", scenario)
     assert run.code == 1
@@ -389,3 +389,19 @@ def test_a_canary_whose_target_is_not_in_the_lab_exits_2(simulate: Simulate, wri
     run = simulate("-f", path)
     assert run.code == 2
     assert "spec.targetRef.name: Deployment podinf0 is not in namespace test" in run.err
+
+
+def test_a_fault_before_a_new_image_stays_with_the_old_revision_and_says_so(simulate: Simulate, write: Write) -> None:
+    # Given a fault on the current revision (3.1.0), then a new image
+    scenario = write("early.yaml", f"""
+        - at: 0s
+          fault: {{namespace: test, deployment: podinfo, errorRate: 0.5}}
+        - at: 0s
+          {SET_IMAGE}
+    """)
+    run = simulate("--scenario", scenario)
+    # Then 3.1.1 starts clean and is promoted, and the run says why the fault did not hit it
+    assert run.code == 0, run.out
+    assert run.messages[-1].startswith("Promotion completed!")
+    assert ("stefanprodan/podinfo:3.1.1 starts clean; the fault (50% errors) stays with stefanprodan/podinfo:3.1.0"
+            in run.err)

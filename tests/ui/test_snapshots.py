@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,6 +57,8 @@ def seed_app(**options: Any) -> CanaryLabApp:
     lab = SimLab(speed=None)
     lab.clock.epoch = EPOCH  # a fixed clock: the same timestamps every run
     # The lab starts in run_before, once Textual's start-up (which waits on real CPU idleness) is over.
+    # Reports would go here (the help box names the folder; no snapshot saves one).
+    options.setdefault("export_dir", Path("/tmp/canarylab-reports"))
     return CanaryLabApp(lab, start_lab=False, **options)
 
 
@@ -91,6 +94,10 @@ def steps(*script: str | Callable[[CanaryLabApp], bool]) -> Callable[[Pilot[Any]
         # (virtual) time, during which the engine would tick on and the header's clock would move.
         await app.lab.stop()
         app.lab.clock = _FrozenClock(app.lab.clock.now())  # type: ignore[misc]
+        # The pods panel is polled on a real-time interval: read the frozen lab's pods once more, so the panel
+        # shows where the script left them, however loaded the machine is.
+        await app._poll()
+        app._dirty = True
         await asyncio.sleep(1.0)  # a few coalesced repaints
 
     return run_before
@@ -153,3 +160,33 @@ def test_promote_confirmation(snap_compare: Any) -> None:
 def test_overview_filtered(snap_compare: Any) -> None:
     assert snap_compare(seed_app(open_single=False), terminal_size=(110, 16),
                         run_before=steps(INITIALIZED, "slash", "p", "o", "d"))
+
+
+def failed_checks_at_least(count: int) -> Callable[[CanaryLabApp], bool]:
+    return lambda app: any(s.failed_checks >= count for s in app.lab.engine.canary_states())
+
+
+FAULT = ("f", "down", "enter")
+
+
+def test_detail_with_an_active_fault_120x40(snap_compare: Any) -> None:
+    # the header badge, the pods panel's fault line (what, on which revision, since when) and the hint
+    assert snap_compare(seed_app(), terminal_size=(120, 40), run_before=steps(
+        *SHIP, weight_at_least(10), *FAULT, failed_checks_at_least(2),
+    ))  # fmt: skip
+
+
+def test_detail_with_an_active_fault_80x24(snap_compare: Any) -> None:
+    assert snap_compare(seed_app(), terminal_size=(80, 24), run_before=steps(
+        *SHIP, weight_at_least(10), *FAULT, failed_checks_at_least(2),
+    ))  # fmt: skip
+
+
+def test_detail_after_a_new_image_left_the_fault_behind_120x40(snap_compare: Any) -> None:
+    assert snap_compare(seed_app(), terminal_size=(120, 40), run_before=steps(
+        *SHIP, weight_at_least(10), *FAULT, phase_is("Failed"), "b", "enter", weight_at_least(5),
+    ))  # fmt: skip
+
+
+def test_bump_modal_while_initializing_queues(snap_compare: Any) -> None:
+    assert snap_compare(seed_app(), terminal_size=(100, 30), run_before=steps(phase_is("Initializing"), "b"))

@@ -40,13 +40,15 @@ def wait_for(text: str, timeout: float = 30.0) -> str:
 
 @pytest.fixture
 def demo(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[None]:
-    """``canarylab demo`` in a tmux pane of ``request.param`` (columns, rows), 120x40 by default."""
+    """``canarylab demo`` in a tmux pane of ``request.param`` (columns, rows[, speed]), 120x40 at 20x by default."""
     if shutil.which("tmux") is None:
         pytest.fail("tmux is needed for the real-terminal test (apt-get install tmux)")
-    columns, rows = getattr(request, "param", (120, 40))
+    columns, rows, speed = (*getattr(request, "param", (120, 40)), 20)[:3]
     exe = Path(sys.executable).with_name("canarylab")
     # `; echo` shows the exit status once the app is gone; `sleep` keeps the pane readable for the test.
-    command = f"cd {tmp_path} && {exe} demo --speed 20; echo canarylab-exited=$?; sleep 30"
+    # COLUMNS/LINES inherited from this process would override the pane's real size (shutil reads them first).
+    command = (f"unset COLUMNS LINES; cd {tmp_path} && CANARYLAB_REPORTS_DIR={tmp_path}/reports {exe} demo "
+               f"--speed {speed}; echo canarylab-exited=$?; sleep 30")
     tmux("new-session", "-d", "-s", SESSION, "-x", str(columns), "-y", str(rows), command)
     try:
         yield
@@ -93,3 +95,30 @@ def test_at_80x24_the_hint_and_the_footer_fit_and_events_take_one_line_each(demo
     assert "running: f fault · p promote · r roll back · space pause" in screen
     tmux("send-keys", "-t", SESSION, "q")
     assert "canarylab-exited=0" in wait_for("canarylab-exited=", timeout=15)
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("demo", [(120, 40, 2)], indirect=True)
+def test_b_at_the_first_frame_queues_a_fault_shows_its_badge_and_ctrl_c_quits(demo: None) -> None:
+    # at 2x the Canary stays Initializing for about 15 s: b right after the first frame queues the image
+    wait_for("Initializing")
+    assert tmux("display", "-p", "-t", SESSION, "#{window_width}x#{window_height}").strip() == "120x40"
+    tmux("send-keys", "-t", SESSION, "b")
+    wait_for("Enter queues the image", timeout=10)
+    tmux("send-keys", "-t", SESSION, "Enter")
+    screen = wait_for("3.1.1 is queued: it ships as soon as the Canary is Initialized", timeout=10)
+    assert "Initializing" in screen.splitlines()[0]
+    # once Initialized, it ships and a real analysis starts (no dead state)
+    wait_for("New revision detected!", timeout=60)
+    wait_for("canary weight 5", timeout=60)
+    # a fault shows in the header and the pods panel at once
+    tmux("send-keys", "-t", SESSION, "f")
+    wait_for("latency +600ms", timeout=10)
+    tmux("send-keys", "-t", SESSION, "Down", "Enter")
+    screen = wait_for("⚡ fault: 50% errors on 3.1.1", timeout=10)
+    assert "⚡ fault: 50% errors on canary podinfo:3.1.1 since" in screen
+    assert "analysis running with a fault on 3.1.1" in screen
+    # ctrl+c quits, as in every terminal program
+    tmux("send-keys", "-t", SESSION, "C-c")
+    screen = wait_for("canarylab-exited=", timeout=15)
+    assert "canarylab-exited=0" in screen and "Traceback" not in screen

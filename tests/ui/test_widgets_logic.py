@@ -14,6 +14,7 @@ from canarylab.screens.hints import hint
 from canarylab.screens.history import History
 from canarylab.screens.report import markdown
 from canarylab.screens.tags import next_image
+from canarylab.session import FaultInfo
 from canarylab.widgets.braille import render
 from canarylab.widgets.canary_table import sort_and_filter
 from canarylab.widgets.event_log import short_message
@@ -205,3 +206,55 @@ def test_the_footer_goes_compact_then_short_then_drops_the_least_needed_keys() -
     assert "overview" not in fit(keys, 110, palette, drop_first=("overview",)).labels
     # however narrow, help and quit stay
     assert set(fit(keys, 10, palette).labels) == {"help", "quit"}
+
+
+def _fault(active: bool = True) -> FaultInfo:
+    return FaultInfo("test", "podinfo", 0.5, 0.0, False, "stefanprodan/podinfo:3.1.2", 100.0,
+                     None if active else "stefanprodan/podinfo:3.1.3")
+
+
+def test_the_hint_accounts_for_an_active_fault_and_forgets_one_left_behind() -> None:
+    failed, running = state(phase="Failed"), state(phase="Progressing", canary_weight=10)
+    # after a rollback, the faulty revision is still faulty: the hint says shipping starts clean
+    assert hint(failed, "podinfo:3.1.3", readonly=False, supports_faults=True, fault=_fault()) == (
+        "3.1.2 keeps its fault (50% errors): press b to ship 3.1.3, a new image starts clean")
+    assert hint(failed, "podinfo:3.1.3", readonly=False, supports_faults=True, fault=_fault(), width=40) == (
+        "b ships 3.1.3 (starts clean)")
+    # during the analysis it says failed checks are to be expected, and how to clear the fault
+    assert hint(running, "podinfo:3.1.3", readonly=False, supports_faults=True, fault=_fault()).startswith(
+        "analysis running with a fault on 3.1.2 (50% errors): expect failed checks; f clears it")
+    # a fault left behind by a new image does not change the walkthrough
+    assert hint(running, "p:3.1.4", readonly=False, supports_faults=True, fault=_fault(active=False)) == hint(
+        running, "p:3.1.4", readonly=False, supports_faults=True)
+
+
+def test_the_hint_says_a_queued_ship_waits_and_names_a_target_changed_while_initializing() -> None:
+    for phase, until in (("Initializing", "the Canary is Initialized"), ("Promoting", "the promotion is done")):
+        assert hint(state(phase=phase), "p:3.1.2", readonly=False, supports_faults=True,
+                    queued="stefanprodan/podinfo:3.1.1") == f"3.1.1 is queued: it ships as soon as {until}"
+    assert "b queues" in hint(state(phase="Initializing"), "p:3.1.1", readonly=False, supports_faults=True)
+    # Flagger's dead end, reached by a kubectl set image during initialization: said, with the way out
+    text = hint(state(phase="Initialized"), "p:3.1.2", readonly=False, supports_faults=True,
+                primary_image="p:3.1.0", canary_image="p:3.1.1")
+    assert text == ("3.1.1 was set while initializing, so it is never analysed and the primary keeps 3.1.0: "
+                    "press b to ship 3.1.2")
+
+
+def test_the_fault_line_says_what_where_and_since_when() -> None:
+    from canarylab.widgets.fault_line import fault_text
+
+    assert fault_text(_fault()) == "⚡ fault: 50% errors on canary podinfo:3.1.2 since 00:01:40 · f clears it"
+    assert fault_text(_fault(active=False)) == (
+        "✓ podinfo:3.1.3 started clean: the fault (50% errors) stayed with podinfo:3.1.2")
+    assert fault_text(None) == ""
+
+
+def test_refusals_are_one_rule_for_the_engine_and_the_dashboard() -> None:
+    from canarylab.engine.commands import Abort, Pause, Promote, refusal
+
+    assert refusal(Promote, "podinfo.test", "Succeeded") == (
+        "podinfo.test is Succeeded: only a canary in Progressing or WaitingPromotion can be promoted now")
+    assert refusal(Abort, "podinfo.test", "Initialized", paused=False) is not None
+    assert refusal(Abort, "podinfo.test", "Progressing") is None
+    assert refusal(Promote, "podinfo.test", "Progressing", paused=True) == "podinfo.test is paused; resume it first"
+    assert refusal(Pause, "podinfo.test", "Succeeded") is None
