@@ -1,0 +1,193 @@
+"""``canarylab learn``'s dashboard: the canarylab dashboard with a lesson panel, a lesson picker and progress.
+
+The app wires a :class:`~canarylab.learn.tracker.Tracker` to the engine's events and the lab's cluster, and
+draws its :class:`~canarylab.learn.tracker.StepView` in a :class:`~canarylab.widgets.lesson_panel.LessonPanel`
+on the overview and the detail. Picking another lesson ends this app with :attr:`LearnApp.next_lesson` set:
+``canarylab.cli.learn`` then starts that lesson's lab and a new app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
+
+from canarylab import keymap as keys
+from canarylab.app import CanaryLabApp
+from canarylab.engine.events import EngineEvent
+from canarylab.errors import UserError
+from canarylab.learn.apply import apply_file
+from canarylab.learn.model import Lesson
+from canarylab.learn.progress import Progress
+from canarylab.learn.tracker import Tracker, for_lab, prepare_work_dir
+from canarylab.screens.detail import DetailScreen
+from canarylab.screens.lessons import LessonPickerScreen
+from canarylab.screens.overview import OverviewScreen
+from canarylab.widgets.lesson_panel import LessonPanel
+
+if TYPE_CHECKING:
+    from canarylab.session import Lab
+
+LEARN_KEYS = {"lessons": "l", "apply": "a", "next": "n"}
+
+
+class LearnApp(CanaryLabApp):
+    """The dashboard as a guided lesson."""
+
+    TITLE = "canarylab learn"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *CanaryLabApp.BINDINGS,
+        Binding(LEARN_KEYS["lessons"], "lessons", "Lessons", id=keys.PREFIX + "lessons"),
+        Binding(LEARN_KEYS["apply"], "apply", "Apply file", id=keys.PREFIX + "apply"),
+        Binding(LEARN_KEYS["next"], "next_lesson", "Next lesson", show=False, id=keys.PREFIX + "next"),
+    ]
+
+    def __init__(self, lab: Lab, lessons: list[Lesson], lesson: Lesson, progress: Progress, *, lab_name: str,
+                 work_root: Path, keymap: Mapping[str, str] | None = None, real: bool = False,
+                 learn_interval: float = 0.5, **options: object) -> None:
+        super().__init__(lab, start_lab=False, keymap=keymap, **options)  # type: ignore[arg-type]
+        self.HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]  # the lesson panel docks right from 110
+        self.lessons = lessons
+        self.progress = progress
+        self.lab_name = lab_name
+        self.real = real
+        self.next_lesson: Lesson | None = None
+        self.work_dir = work_root / f"{lesson.number:02d}-{lesson.id}"
+        self.lesson = for_lab(lesson, real=real, work_dir=self.work_dir)
+        # On the simulated lab every lesson starts on a fresh lab, so it starts at step 1; a real lab keeps
+        # its state, so the saved step is where the learner is.
+        start = progress.step(lab_name, lesson.id) if real else 0
+        self.tracker = Tracker(self.lesson, lab.cluster, self.work_dir, real=real, step_index=start,
+                               on_advance=self._advanced)
+        self._learn_events: list[EngineEvent] = []
+        self._learn_interval = learn_interval
+        self._learn_unsubscribe = lab.engine.subscribe(self._learn_events.append)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        prepare_work_dir(self.lesson, self.work_dir)
+        self.progress.record(self.lab_name, self.lesson.id, self.tracker.step_index,
+                             completed=self.progress.completed(self.lab_name, self.lesson.id))
+        self.set_interval(self._learn_interval, self._learn_tick)
+        self.call_after_refresh(self._learn_tick)
+
+    async def on_unmount(self) -> None:
+        self._learn_unsubscribe()
+        await super().on_unmount()
+
+    # ----------------------------------------------------------------------------------------- the lesson
+
+    def _learn_tick(self) -> None:
+        events, self._learn_events[:] = list(self._learn_events), []
+        self.tracker.feed(events)
+        self.run_worker(self._evaluate(), group="learn", exclusive=True, exit_on_error=False)
+        self._show_panel()
+
+    async def _evaluate(self) -> None:
+        try:
+            advanced = await self.tracker.update()
+        except Exception as err:  # a check that cannot be evaluated is shown, the lesson goes on
+            self.tracker.note = f"the check could not be evaluated: {err}"
+            advanced = False
+        if advanced:
+            self.tracker.note = ""
+            self._learn_tick()  # the next step may already hold
+        self._show_panel()
+
+    def _advanced(self, step: int, complete: bool) -> None:
+        self.progress.record(self.lab_name, self.lesson.id, step, completed=complete)
+        if complete:
+            self.notify(f"Lesson {self.lesson.number} complete: {self.lesson.title}", title="✔ well done",
+                        timeout=8)
+        else:
+            done = self.lesson.steps[step - 1].title
+            self.notify(f"✔ {done}", title=f"step {step}/{len(self.lesson.steps)} done", timeout=5)
+
+    def key_label(self, key_id: str) -> str:
+        """A key id as the learner presses it now (``bump`` -> ``b``, after any remapping)."""
+        default = keys.BY_ID[key_id].keys if key_id in keys.BY_ID else LEARN_KEYS.get(key_id, key_id)
+        mapped = self._keymap.get(keys.PREFIX + key_id, default)
+        first = mapped.split(",")[0].strip()
+        return self.get_key_display(Binding(first, ""))
+
+    def _show_panel(self) -> None:
+        screen = self.lab_screen()
+        if screen is None or not isinstance(screen, OverviewScreen | DetailScreen):
+            return
+        try:
+            panel = screen.query_one(LessonPanel)
+        except NoMatches:
+            panel = LessonPanel(id="lesson")
+            screen.mount(panel)
+            self.call_after_refresh(self._show_panel)
+            return
+        panel.show(self.tracker.view(self.key_label))
+
+    # --------------------------------------------------------------------------------------------- keys
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """``n`` only once the lesson is complete; ``a`` only when the lesson has a file to apply."""
+        if action == "next_lesson":
+            return self.tracker.complete
+        if action == "apply":
+            return bool(self.lesson.work_files) and not self.readonly
+        return super().check_action(action, parameters)
+
+    def action_lessons(self) -> None:
+        """``l``: the lesson picker."""
+        rows = []
+        for lesson in self.lessons:
+            if self.progress.completed(self.lab_name, lesson.id):
+                state = "✔ done"
+            elif self.progress.step(self.lab_name, lesson.id):
+                state = f"step {self.progress.step(self.lab_name, lesson.id) + 1}/{len(lesson.steps)}"
+            else:
+                state = ""
+            rows.append((lesson.id, f"{lesson.number}. {lesson.title}", state))
+
+        def chosen(lesson_id: str | None) -> None:
+            if lesson_id is None:
+                return
+            self.next_lesson = next(lesson for lesson in self.lessons if lesson.id == lesson_id)
+            if not self.real or self.next_lesson.id != self.lesson.id:
+                self.progress.record(self.lab_name, lesson_id, self.progress.step(self.lab_name, lesson_id),
+                                     completed=self.progress.completed(self.lab_name, lesson_id))
+            self.exit()
+
+        self.push_screen(LessonPickerScreen(rows, self.lesson.id), chosen)
+
+    def action_next_lesson(self) -> None:
+        """``n``: the lesson after this one (after the last, the picker)."""
+        later = [lesson for lesson in self.lessons if lesson.number > self.lesson.number]
+        if not later:
+            self.action_lessons()
+            return
+        self.next_lesson = later[0]
+        self.progress.record(self.lab_name, later[0].id, 0)
+        self.exit()
+
+    def action_apply(self) -> None:
+        """``a``: ``kubectl apply -f`` the step's work file (simulated lab); on a real lab, say what to type."""
+        step = self.tracker.step
+        name = (step.edit if step and step.edit else None) or next(iter(self.lesson.work_files), None)
+        if name is None:
+            self.notify("this lesson has no file to apply", severity="warning")
+            return
+        path = self.work_dir / name
+        if self.real:
+            self.notify(f"type in your terminal: kubectl apply -f {path}", title="apply", timeout=10)
+            return
+
+        async def apply() -> None:
+            try:
+                lines = await apply_file(self.lab.cluster, path, self.lesson.canary[0])
+            except UserError as err:
+                self.notify(str(err), title=f"kubectl apply -f {name} failed", severity="error", timeout=15)
+                return
+            self.notify("\n".join(lines), title=f"kubectl apply -f {name}", timeout=6)
+            self._learn_tick()
+
+        self.run_worker(apply(), group="apply")
