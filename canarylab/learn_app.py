@@ -26,6 +26,7 @@ from canarylab.learn.tracker import Tracker, for_lab, prepare_work_dir
 from canarylab.screens.detail import DetailScreen
 from canarylab.screens.lessons import LessonPickerScreen
 from canarylab.screens.overview import OverviewScreen
+from canarylab.widgets.key_footer import KeyFooter
 from canarylab.widgets.lesson_panel import LessonPanel
 
 if TYPE_CHECKING:
@@ -38,18 +39,18 @@ class LearnApp(CanaryLabApp):
     """The dashboard as a guided lesson."""
 
     TITLE = "canarylab learn"
+    CSS = "DetailScreen #hint { display: none; }"  # the lesson panel is the guide: one voice, not two
     BINDINGS: ClassVar[list[BindingType]] = [
         *CanaryLabApp.BINDINGS,
         Binding(LEARN_KEYS["lessons"], "lessons", "Lessons", id=keys.PREFIX + "lessons"),
         Binding(LEARN_KEYS["apply"], "apply", "Apply file", id=keys.PREFIX + "apply"),
-        Binding(LEARN_KEYS["next"], "next_lesson", "Next lesson", show=False, id=keys.PREFIX + "next"),
+        Binding(LEARN_KEYS["next"], "next_step", "Next step", id=keys.PREFIX + "next"),
     ]
 
     def __init__(self, lab: Lab, lessons: list[Lesson], lesson: Lesson, progress: Progress, *, lab_name: str,
                  work_root: Path, keymap: Mapping[str, str] | None = None, real: bool = False,
                  learn_interval: float = 0.5, **options: object) -> None:
         super().__init__(lab, start_lab=False, keymap=keymap, **options)  # type: ignore[arg-type]
-        self.HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]  # the lesson panel docks right from 110
         self.lessons = lessons
         self.progress = progress
         self.lab_name = lab_name
@@ -62,21 +63,25 @@ class LearnApp(CanaryLabApp):
         start = progress.step(lab_name, lesson.id) if real else 0
         self.tracker = Tracker(self.lesson, lab.cluster, self.work_dir, real=real, step_index=start,
                                on_advance=self._advanced)
+        self.shown_step = self.tracker.step_index
+        """The step the panel shows: it stays on a step the learner completed until they press ``n``."""
         self._learn_events: list[EngineEvent] = []
         self._learn_interval = learn_interval
         self._learn_unsubscribe = lab.engine.subscribe(self._learn_events.append)
 
     def on_mount(self) -> None:
-        super().on_mount()
+        # Textual calls CanaryLabApp.on_mount too (handlers run for every class in the MRO): no super() here.
         prepare_work_dir(self.lesson, self.work_dir)
         self.progress.record(self.lab_name, self.lesson.id, self.tracker.step_index,
                              completed=self.progress.completed(self.lab_name, self.lesson.id))
         self.set_interval(self._learn_interval, self._learn_tick)
         self.call_after_refresh(self._learn_tick)
 
-    async def on_unmount(self) -> None:
-        self._learn_unsubscribe()
-        await super().on_unmount()
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._show_panel)  # the panel may move between the side and the band
+
+    def on_unmount(self) -> None:
+        self._learn_unsubscribe()  # CanaryLabApp.on_unmount runs as well
 
     # ----------------------------------------------------------------------------------------- the lesson
 
@@ -104,7 +109,9 @@ class LearnApp(CanaryLabApp):
                         timeout=8)
         else:
             done = self.lesson.steps[step - 1].title
-            self.notify(f"✔ {done}", title=f"step {step}/{len(self.lesson.steps)} done", timeout=5)
+            self.notify(f"{done} · press n for the next step", title=f"✔ step {step}/{len(self.lesson.steps)} done",
+                        timeout=5)
+        self.refresh_bindings()
 
     def key_label(self, key_id: str) -> str:
         """A key id as the learner presses it now (``bump`` -> ``b``, after any remapping)."""
@@ -117,21 +124,34 @@ class LearnApp(CanaryLabApp):
         screen = self.lab_screen()
         if screen is None or not isinstance(screen, OverviewScreen | DetailScreen):
             return
-        try:
-            panel = screen.query_one(LessonPanel)
-        except NoMatches:
-            panel = LessonPanel(id="lesson")
-            screen.mount(panel)
+        # Wide: a column beside the detail's charts and events; narrow (and the overview): a band above the hint.
+        side = isinstance(screen, DetailScreen) and screen.size.width >= LessonPanel.WIDE
+        panels = screen.query(LessonPanel)
+        panel = panels.first() if panels else None
+        if panel is not None and panel.has_class("-side") != side:
+            panel.remove()
+            panel = None
+        if panel is None:
+            try:
+                panel = LessonPanel(id="lesson", classes="-side" if side else "")
+                if side:
+                    screen.query_one("#body").mount(panel, after=screen.query_one("#side"))
+                elif isinstance(screen, DetailScreen):
+                    screen.mount(panel, before=screen.query_one("#hint"))
+                else:
+                    screen.mount(panel, before=screen.query_one(KeyFooter))
+            except NoMatches:
+                return  # the screen is still composing: the next tick mounts the panel
             self.call_after_refresh(self._show_panel)
             return
-        panel.show(self.tracker.view(self.key_label))
+        panel.show(self.tracker.view(self.key_label, self.shown_step))
 
     # --------------------------------------------------------------------------------------------- keys
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """``n`` only once the lesson is complete; ``a`` only when the lesson has a file to apply."""
-        if action == "next_lesson":
-            return self.tracker.complete
+        if action == "next_step":
+            return self.shown_step < self.tracker.step_index or self.tracker.complete
         if action == "apply":
             return bool(self.lesson.work_files) and not self.readonly
         return super().check_action(action, parameters)
@@ -159,8 +179,20 @@ class LearnApp(CanaryLabApp):
 
         self.push_screen(LessonPickerScreen(rows, self.lesson.id), chosen)
 
-    def action_next_lesson(self) -> None:
-        """``n``: the lesson after this one (after the last, the picker)."""
+    def action_next_step(self) -> None:
+        """``n``: on from a completed step to the next (after the last one, to the next lesson)."""
+        if self.shown_step < self.tracker.step_index:
+            self.shown_step += 1
+            self.progress.record(self.lab_name, self.lesson.id, self.tracker.step_index,
+                                 completed=self.tracker.complete)
+            self.refresh_bindings()
+            self._show_panel()
+            return
+        if self.tracker.complete:
+            self.next_lesson_now()
+
+    def next_lesson_now(self) -> None:
+        """The lesson after this one (after the last, the picker)."""
         later = [lesson for lesson in self.lessons if lesson.number > self.lesson.number]
         if not later:
             self.action_lessons()

@@ -115,7 +115,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
                    help="play every lesson (or LESSON) automatically on the simulated lab; exit 0 when all complete")
     p.add_argument("--reset", action="store_true", help="forget your saved progress (every lesson starts over)")
     p.add_argument("--speed", type=_positive_float, default=None, metavar="X",
-                   help="run the simulated lab X times real time (default 5)")
+                   help="run the simulated lab X times real time (default 2)")
     p.add_argument("--workdir", metavar="DIR",
                    help="where the files you edit are written (default ./canarylab-lessons)")
     _add_cluster_inputs(p)

@@ -86,7 +86,7 @@ async def _simulated(args: argparse.Namespace, lessons: list[Lesson], lesson: Le
     from canarylab.learn.player import lesson_lab
     from canarylab.learn_app import LearnApp
 
-    speed = args.speed or 5.0
+    speed = args.speed or 2.0  # slower than the demo (5x): learners read while the lab runs
     while lesson is not None:
         lab = lesson_lab(lesson, speed=speed)
         print(f"canarylab: starting the simulated lab for lesson {lesson.label}…", file=sys.stderr, flush=True)

@@ -87,6 +87,8 @@ class StepView:
     hint: str
     parts: tuple[Part, ...]
     complete: bool
+    done: bool = False
+    """The step shown is already done (the learner reads on with ``n``)."""
     summary: str = ""
     questions: tuple[str, ...] = ()
     files: tuple[str, ...] = ()
@@ -109,6 +111,7 @@ class Tracker:
     events: list[EngineEvent] = field(default_factory=list)
     parts: list[Part] = field(default_factory=list)
     note: str = ""
+    done_parts: dict[int, list[Part]] = field(default_factory=dict)
     _step_started: float = 0.0
     _cache: dict[str, tuple[int, str]] = field(default_factory=dict)
 
@@ -146,6 +149,7 @@ class Tracker:
         self.parts = await evaluate(step.check, obs)
         if not all(p.ok for p in self.parts):
             return False
+        self.done_parts[self.step_index] = self.parts
         self.step_index += 1
         self.events = []
         self.parts = []
@@ -154,22 +158,27 @@ class Tracker:
             self.on_advance(self.step_index, self.complete)
         return True
 
-    def view(self, key_label: Callable[[str], str] = lambda k: k) -> StepView:
-        """The panel's content; ``key_label`` turns a key id into the key as mapped (``bump`` -> ``b``)."""
+    def view(self, key_label: Callable[[str], str] = lambda k: k, index: int | None = None) -> StepView:
+        """The panel's content for step ``index`` (default: the current one); ``key_label`` turns a key id into
+        the key as mapped (``bump`` -> ``b``). A step before the current one is shown as done."""
         lesson = self.lesson
         files = tuple(str(self.work_dir / n) for n in lesson.work_files)
-        step = self.step
+        index = self.step_index if index is None else max(0, min(index, self.step_index))
+        done = index < self.step_index
+        step = lesson.steps[index] if index < len(lesson.steps) else None
         if step is None:
             return StepView(lesson.title, lesson.number, len(lesson.steps), len(lesson.steps), "Lesson complete",
-                            lesson.goal, "", (), (), "", (), True, lesson.summary, lesson.questions, files, self.note)
+                            lesson.goal, "", (), (), "", (), complete=True, done=True, summary=lesson.summary,
+                            questions=lesson.questions, files=files, note=self.note)
         do = f"type in another terminal: {step.kubectl}" if self.real and step.kubectl else step.do
         equivalents = tuple((key_label(k), step.equivalents.get(k) or DEFAULT_EQUIVALENTS.get(k, ""))
                             for k in step.keys)
-        if step.kubectl and not self.real:
+        if step.kubectl and not self.real and step.kubectl not in (c for _, c in equivalents):
             equivalents = (*equivalents, ("kubectl", step.kubectl))
         return StepView(
-            lesson=lesson.title, number=lesson.number, step_index=self.step_index, steps=len(lesson.steps),
+            lesson=lesson.title, number=lesson.number, step_index=index, steps=len(lesson.steps),
             title=step.title, explain=step.explain, do=do, equivalents=equivalents, try_commands=step.try_commands,
-            hint=step.hint if self.hint_due() else "", parts=tuple(self.parts), complete=False, files=files,
-            note=self.note,
+            hint=step.hint if not done and self.hint_due() else "",
+            parts=tuple(self.done_parts.get(index, []) if done else self.parts), complete=False, done=done,
+            files=files if step.edit else (), note="" if done else self.note,
         )  # fmt: skip

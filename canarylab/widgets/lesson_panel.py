@@ -32,10 +32,12 @@ def render(view: StepView, *, compact: bool = False) -> Text:
             text.append(question + "\n")
         text.append("\nn next lesson · l all lessons · q quit", style="italic")
         return text
-    text.append(f"step {view.step_index + 1}/{view.steps} {progress_dots(view.step_index, view.steps)} ",
-                style="dim")
+    text.append(f"step {view.step_index + 1}/{view.steps} "
+                f"{progress_dots(view.step_index + (1 if view.done else 0), view.steps)} ", style="dim")
     text.append(view.title + "\n", style="bold")
     explain = Text(view.explain + "\n")
+    if view.done:
+        text.append("✔ done · press n for the next step\n", style="bold green")
     if not compact:
         text.append(explain)
     text.append("▶ ", style="bold")
@@ -70,31 +72,33 @@ class LessonPanel(VerticalScroll):
 
     DEFAULT_CSS = """
     LessonPanel {
-        dock: bottom; height: 10; border: round $accent; border-title-color: $text; padding: 0 1;
-        background: $surface;
+        height: 10; border: round $accent; border-title-color: $text; padding: 0 1; background: $surface;
     }
-    .-wide LessonPanel { dock: right; width: 46; height: 1fr; }
+    LessonPanel.-side { width: 46; height: 1fr; }
     LessonPanel > Static { width: 100%; }
     """
+    WIDE = 110
+    """From this many columns the panel is a column beside the charts and events, else a band under them."""
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._view: StepView | None = None
         self._compact: bool | None = None
+        self._text = Static("", id="lesson-text")
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="lesson-text")
+        yield self._text
 
     def on_mount(self) -> None:
         self.border_title = "lesson"
 
     def show(self, view: StepView) -> None:
         """Redraw when the step, its progress or the layout changed."""
-        compact = not self.screen.has_class("-wide")
+        compact = not self.has_class("-side")
         if view == self._view and compact == self._compact:
             return
         if self._view is not None and (view.number, view.step_index) != (self._view.number, self._view.step_index):
             self.scroll_home(animate=False)
         self._view, self._compact = view, compact
         self.border_title = "lesson" if view.complete else f"lesson · step {view.step_index + 1}/{view.steps}"
-        self.query_one("#lesson-text", Static).update(render(view, compact=compact))
+        self._text.update(render(view, compact=compact))
