@@ -67,6 +67,7 @@ class LearnApp(CanaryLabApp):
         """The step the panel shows: it stays on a step the learner completed until they press ``n``."""
         self._learn_events: list[EngineEvent] = []
         self._learn_interval = learn_interval
+        self._evaluating = False
         self._learn_unsubscribe = lab.engine.subscribe(self._learn_events.append)
 
     def on_mount(self) -> None:
@@ -88,7 +89,9 @@ class LearnApp(CanaryLabApp):
     def _learn_tick(self) -> None:
         events, self._learn_events[:] = list(self._learn_events), []
         self.tracker.feed(events)
-        self.run_worker(self._evaluate(), group="learn", exclusive=True, exit_on_error=False)
+        if not self._evaluating:  # one evaluation at a time (a simulate check runs a child process)
+            self._evaluating = True
+            self.run_worker(self._evaluate, group="learn", exit_on_error=False)
         self._show_panel()
 
     async def _evaluate(self) -> None:
@@ -97,6 +100,8 @@ class LearnApp(CanaryLabApp):
         except Exception as err:  # a check that cannot be evaluated is shown, the lesson goes on
             self.tracker.note = f"the check could not be evaluated: {err}"
             advanced = False
+        finally:
+            self._evaluating = False
         if advanced:
             self.tracker.note = ""
             self._learn_tick()  # the next step may already hold

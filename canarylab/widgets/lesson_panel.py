@@ -72,7 +72,7 @@ class LessonPanel(VerticalScroll):
 
     DEFAULT_CSS = """
     LessonPanel {
-        height: 10; border: round $accent; border-title-color: $text; padding: 0 1; background: $surface;
+        height: 9; border: round $accent; border-title-color: $text; padding: 0 1; background: $surface;
     }
     LessonPanel.-side { width: 46; height: 1fr; }
     LessonPanel > Static { width: 100%; }
