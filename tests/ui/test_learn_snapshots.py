@@ -13,7 +13,7 @@ from canarylab.learn.progress import Progress
 from canarylab.learn_app import LearnApp
 from canarylab.sim.lab import SimLab
 
-from .test_snapshots import EPOCH, INITIALIZED, steps, virtual_time, weight_at_least
+from .test_snapshots import EPOCH, steps, virtual_time
 
 __all__ = ["virtual_time"]  # the autouse fixture: every loop of these snapshots runs on virtual time
 
@@ -33,8 +33,14 @@ def reached(step: int) -> Callable[[LearnApp], bool]:
     return lambda app: app.tracker.step_index >= step
 
 
-# Lesson 1, step 4 (weights and checks) live, after shipping 3.1.1 and reading on with n.
-STEP_4 = (reached(1), "n", "b", "enter", weight_at_least(15), reached(3), "n", "n")
+def at(seconds: float) -> Callable[[LearnApp], bool]:
+    """Lab seconds since the start: the tracker evaluates on Textual's timer, so keys wait for a fixed lab time."""
+    return lambda app: app.lab.elapsed() >= seconds  # type: ignore[attr-defined]
+
+
+# Lesson 1, step 4 (weights and checks) live, after shipping 3.1.1 at 60 s and reading on with n: at 160 s the
+# weight is 15 % (analysis from 90 s, a step every 30 s).
+STEP_4 = (reached(1), at(60), "n", "b", "enter", reached(3), at(160), "n", "n")
 
 
 def test_learn_panel_mid_lesson_120x40(snap_compare: Any, tmp_path: Path) -> None:
@@ -46,4 +52,4 @@ def test_learn_panel_mid_lesson_80x24(snap_compare: Any, tmp_path: Path) -> None
 
 
 def test_learn_panel_step_done_80x24(snap_compare: Any, tmp_path: Path) -> None:
-    assert snap_compare(learn_app(tmp_path), terminal_size=(80, 24), run_before=steps(INITIALIZED, reached(1)))
+    assert snap_compare(learn_app(tmp_path), terminal_size=(80, 24), run_before=steps(reached(1), at(40)))
