@@ -81,7 +81,7 @@ class LearnApp(CanaryLabApp):
     def on_resize(self) -> None:
         self.call_after_refresh(self._show_panel)  # the panel may move between the side and the band
 
-    def on_unmount(self) -> None:
+    async def on_unmount(self) -> None:
         self._learn_unsubscribe()  # CanaryLabApp.on_unmount runs as well
 
     # ----------------------------------------------------------------------------------------- the lesson
@@ -91,7 +91,7 @@ class LearnApp(CanaryLabApp):
         self.tracker.feed(events)
         if not self._evaluating:  # one evaluation at a time (a simulate check runs a child process)
             self._evaluating = True
-            self.run_worker(self._evaluate, group="learn", exit_on_error=False)
+            self.run_worker(self._evaluate, group="learn", exit_on_error=False)  # type: ignore[arg-type]
         self._show_panel()
 
     async def _evaluate(self) -> None:
