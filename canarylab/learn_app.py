@@ -22,7 +22,7 @@ from canarylab.errors import UserError
 from canarylab.learn.apply import apply_file
 from canarylab.learn.model import Lesson
 from canarylab.learn.progress import Progress
-from canarylab.learn.tracker import Tracker, for_lab, prepare_work_dir
+from canarylab.learn.tracker import Tracker, for_lab, prepare_work_dir, work_dir_of
 from canarylab.screens.detail import DetailScreen
 from canarylab.screens.lessons import LessonPickerScreen
 from canarylab.screens.overview import OverviewScreen
@@ -49,18 +49,21 @@ class LearnApp(CanaryLabApp):
 
     def __init__(self, lab: Lab, lessons: list[Lesson], lesson: Lesson, progress: Progress, *, lab_name: str,
                  work_root: Path, keymap: Mapping[str, str] | None = None, real: bool = False,
-                 learn_interval: float = 0.5, **options: object) -> None:
+                 start_step: int | None = None, learn_interval: float = 0.5, **options: object) -> None:
+        """``start_step``: where the learner is (default: the saved step on a real lab, step 1 on a fresh one)."""
         super().__init__(lab, start_lab=False, keymap=keymap, **options)  # type: ignore[arg-type]
         self.lessons = lessons
         self.progress = progress
         self.lab_name = lab_name
         self.real = real
         self.next_lesson: Lesson | None = None
-        self.work_dir = work_root / f"{lesson.number:02d}-{lesson.id}"
+        self.work_dir = work_dir_of(lesson, work_root)
         self.lesson = for_lab(lesson, real=real, work_dir=self.work_dir)
-        # On the simulated lab every lesson starts on a fresh lab, so it starts at step 1; a real lab keeps
-        # its state, so the saved step is where the learner is.
-        start = progress.step(lab_name, lesson.id) if real else 0
+        # A real lab keeps its state, so the saved step is where the learner is; a fresh simulated lab is where
+        # canarylab.cli.learn's replay left it.
+        if start_step is None:
+            start_step = progress.step(lab_name, lesson.id) if real else 0
+        start = start_step
         self.tracker = Tracker(self.lesson, lab.cluster, self.work_dir, real=real, step_index=start,
                                on_advance=self._advanced)
         self.shown_step = self.tracker.step_index

@@ -18,6 +18,8 @@ from canarylab.learn.model import Lesson, find_lesson, load_lessons
 from canarylab.learn.progress import Progress, default_path
 
 SIM_LAB = "simulated lab"
+CATCH_UP_SPEED = 200.0
+"""Lab speed while replaying the steps a learner already did (a 10-minute lesson catches up in 3 s)."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,7 +85,8 @@ def _dashboard(args: argparse.Namespace, lessons: list[Lesson], progress: Progre
 async def _simulated(args: argparse.Namespace, lessons: list[Lesson], lesson: Lesson | None, progress: Progress,
                      work_root: Path, keymap: dict[str, str]) -> int:
     """One simulated lab per lesson: the app exits with the next lesson to open, or ``None`` to quit."""
-    from canarylab.learn.player import lesson_lab
+    from canarylab.learn.player import catch_up, lesson_lab
+    from canarylab.learn.tracker import prepare_work_dir, work_dir_of
     from canarylab.learn_app import LearnApp
 
     speed = args.speed or 2.0  # slower than the demo (5x): learners read while the lab runs
@@ -95,7 +98,16 @@ async def _simulated(args: argparse.Namespace, lessons: list[Lesson], lesson: Le
         except (ClusterError, OSError) as err:
             raise UserError(f"the lab did not start: {err}") from None
         try:
-            app = LearnApp(lab, lessons, lesson, progress, lab_name=SIM_LAB, work_root=work_root, keymap=keymap)
+            # A fresh lab: replay the steps the learner already did (fast), so they resume where they stopped.
+            saved = 0 if progress.completed(SIM_LAB, lesson.id) else progress.step(SIM_LAB, lesson.id)
+            start = 0
+            if saved and not lesson.prometheus:  # a real Prometheus cannot be fast-forwarded
+                work_dir = work_dir_of(lesson, work_root)
+                prepare_work_dir(lesson, work_dir)
+                start = await catch_up(lab, lesson, saved, work_dir, speed=CATCH_UP_SPEED,
+                                       log=lambda line: print(line, file=sys.stderr, flush=True))
+            app = LearnApp(lab, lessons, lesson, progress, lab_name=SIM_LAB, work_root=work_root, keymap=keymap,
+                           start_step=start)
             await app.run_async()
             lesson = app.next_lesson
         finally:

@@ -64,6 +64,7 @@ ACTIONS: dict[str, str] = {
     "write": "write a lesson file into the work directory, as the learner's edit would: file, source",
     "apply": "kubectl apply -f a work file",
     "wait": "let the lab run for a duration of lab time",
+    "initialized": "wait until the Canary is Initialized (a learner reads the first step meanwhile)",
 }
 
 

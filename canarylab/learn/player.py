@@ -14,13 +14,14 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from canarylab.engine.clock import run_virtual
 from canarylab.engine.commands import Abort, OpenGate, Pause, Promote, Resume
 from canarylab.engine.controller import EngineError
 from canarylab.engine.events import EngineEvent
+from canarylab.engine.kinds import CANARY
 from canarylab.engine.ports import ClusterError
 from canarylab.errors import UserError
 from canarylab.learn.apply import apply_file
@@ -75,6 +76,9 @@ async def perform(action: Action, lab: SimLab, lesson: Lesson, work_dir: Path) -
         case "apply":
             lines = await apply_file(lab.cluster, work_dir / str(action.args), namespace)
             return "; ".join(lines)
+        case "initialized":
+            await _initialized(lab, lesson)
+            return "the Canary is Initialized"
         case "wait":
             await lab.clock.sleep(float(action.args))
             return f"waited {action.args:g}s"
@@ -165,6 +169,45 @@ async def _play_step(lab: SimLab, lesson: Lesson, step: Step, observe: Callable[
         failure = lab.failed_task()
         if failure is not None:
             return f"the simulated lab stopped: {failure!r}"
+        await lab.clock.sleep(POLL)
+
+
+async def catch_up(lab: SimLab, lesson: Lesson, steps: int, work_dir: Path, *, speed: float,
+                   log: Callable[[str], None] = lambda _: None) -> int:
+    """Replay the first ``steps`` steps' actions on a fresh lab at ``speed`` (the learner did them before), then
+    go back to the lab's own speed. Returns the steps replayed; stops early if one does not complete."""
+    own = lab.clock.speed
+    lab.clock.set_speed(speed)
+    events: list[EngineEvent] = []
+    unsubscribe = lab.engine.subscribe(events.append)
+    try:
+        for number, step in enumerate(lesson.steps[:steps]):
+            since = len(events)
+
+            def observe(since: int = since) -> Observation:
+                ns, canary = lesson.canary
+                return Observation(events[since:], lab.cluster, ns, canary, work_dir, run_simulate, {})
+
+            # the learner's own edits are in the work files already: apply them, never the lesson's solution
+            replay = replace(step, wrong=(), wrong_wait=0.0, auto=tuple(a for a in step.auto if a.name != "write"))
+            log(f"canarylab: replaying step {number + 1}/{len(lesson.steps)}: {step.title}")
+            if await _play_step(lab, lesson, replay, observe, work_dir):
+                return number
+        return steps
+    finally:
+        unsubscribe()
+        lab.clock.set_speed(own)
+
+
+async def _initialized(lab: SimLab, lesson: Lesson, within: float = 600.0) -> None:
+    """Wait until the lesson's Canary is Initialized, as a learner reading the first step does: shipping
+    before that would only change the template Flagger copies to the primary, and start no run."""
+    namespace, name = lesson.canary
+    deadline = lab.elapsed() + within
+    while lab.elapsed() < deadline:
+        canary = lab.cluster.get_now(CANARY, namespace, name)
+        if ((canary or {}).get("status") or {}).get("phase") not in (None, "", "Initializing"):
+            return
         await lab.clock.sleep(POLL)
 
 

@@ -59,6 +59,11 @@ def for_lab(lesson: Lesson, *, real: bool, work_dir: Path) -> Lesson:
     return replace(lesson, steps=(setup, *lesson.steps), work_files=work)
 
 
+def work_dir_of(lesson: Lesson, work_root: Path) -> Path:
+    """Where a lesson's files are edited: ``<work root>/NN-id``."""
+    return work_root / f"{lesson.number:02d}-{lesson.id}"
+
+
 def prepare_work_dir(lesson: Lesson, work_dir: Path) -> list[Path]:
     """Copy the lesson's work files into ``work_dir`` (an existing edit is kept); returns their paths."""
     work_dir.mkdir(parents=True, exist_ok=True)

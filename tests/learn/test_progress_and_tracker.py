@@ -102,3 +102,21 @@ async def test_apply_creates_or_configures_and_refuses_an_invalid_canary(tmp_pat
         assert "bad.yaml: document 2 (Canary podinfo): spec.analysis.stepWeight" in str(err)
     else:
         raise AssertionError("an invalid Canary was applied")
+
+
+async def test_a_fresh_simulated_lab_catches_up_to_the_saved_step(tmp_path: Path) -> None:
+    from canarylab.learn.player import catch_up, lesson_lab
+
+    lesson = find_lesson(load_lessons(), "gates")
+    lab = lesson_lab(lesson, speed=2.0)
+    await lab.start()
+    try:
+        prepare_work_dir(lesson, tmp_path)
+        # given a learner who had done 3 steps (shipped into the gate, opened it, paused), a new lab replays them
+        assert await catch_up(lab, lesson, 3, tmp_path, speed=400.0) == 3
+        canary = lab.cluster.get_now(CANARY, "test", "podinfo")
+        assert canary is not None and canary["metadata"]["annotations"]["canarylab.dev/paused"] == "true"
+        assert canary["status"]["phase"] == "Progressing"
+        assert lab.clock.speed == 2.0  # back to the learner's speed
+    finally:
+        await lab.stop()
