@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("--check plays the lessons on the simulated lab; drop --context.")
         from canarylab.learn.player import check_lessons
 
-        chosen = [find_lesson(lessons, args.check)] if args.check else lessons
+        name = args.check or args.lesson  # `learn --check 3` and `learn 3 --check` alike
+        chosen = [find_lesson(lessons, name)] if name else lessons
         return check_lessons(chosen, out=lambda line: print(line, flush=True))
     return _dashboard(args, lessons, progress)
 
