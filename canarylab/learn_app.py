@@ -24,15 +24,15 @@ from canarylab.learn.model import Lesson
 from canarylab.learn.progress import Progress
 from canarylab.learn.tracker import Tracker, for_lab, prepare_work_dir, work_dir_of
 from canarylab.screens.detail import DetailScreen
-from canarylab.screens.lessons import LessonPickerScreen
+from canarylab.screens.lessons import LessonPickerScreen, LessonTextScreen
 from canarylab.screens.overview import OverviewScreen
 from canarylab.widgets.key_footer import KeyFooter
-from canarylab.widgets.lesson_panel import LessonPanel
+from canarylab.widgets.lesson_panel import LessonPanel, render
 
 if TYPE_CHECKING:
     from canarylab.session import Lab
 
-LEARN_KEYS = {"lessons": "l", "apply": "a", "next": "n"}
+LEARN_KEYS = {"lessons": "l", "apply": "a", "next": "n", "explain": "e"}
 
 
 class LearnApp(CanaryLabApp):
@@ -45,6 +45,7 @@ class LearnApp(CanaryLabApp):
         Binding(LEARN_KEYS["lessons"], "lessons", "Lessons", id=keys.PREFIX + "lessons"),
         Binding(LEARN_KEYS["apply"], "apply", "Apply file", id=keys.PREFIX + "apply"),
         Binding(LEARN_KEYS["next"], "next_step", "Next step", id=keys.PREFIX + "next"),
+        Binding(LEARN_KEYS["explain"], "explain", "Explain", id=keys.PREFIX + "explain"),
     ]
 
     def __init__(self, lab: Lab, lessons: list[Lesson], lesson: Lesson, progress: Progress, *, lab_name: str,
@@ -186,6 +187,10 @@ class LearnApp(CanaryLabApp):
             self.exit()
 
         self.push_screen(LessonPickerScreen(rows, self.lesson.id), chosen)
+
+    def action_explain(self) -> None:
+        """``e``: the whole step in a window (the panel is short on a small terminal)."""
+        self.push_screen(LessonTextScreen(render(self.tracker.view(self.key_label, self.shown_step))))
 
     def action_next_step(self) -> None:
         """``n``: on from a completed step to the next (after the last one, to the next lesson)."""

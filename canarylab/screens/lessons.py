@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Label, OptionList
+from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 
@@ -47,4 +48,32 @@ class LessonPickerScreen(ModalScreen[str | None]):
         self.dismiss(event.option.id)
 
     def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+
+class LessonTextScreen(ModalScreen[None]):
+    """The whole current step (or the summary), for terminals where the panel shows only part of it."""
+
+    DEFAULT_CSS = """
+    LessonTextScreen { align: center middle; }
+    LessonTextScreen > VerticalScroll {
+        width: 90; max-width: 100%; height: auto; max-height: 90%; padding: 0 1; border: thick $accent;
+        background: $surface;
+    }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,e,q", "close", "Close")]
+
+    def __init__(self, text: Text) -> None:
+        super().__init__()
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(self.text)
+
+    def on_mount(self) -> None:
+        self.query_one(VerticalScroll).border_subtitle = "Escape closes · ↑↓ scroll"
+        self.query_one(VerticalScroll).focus()
+
+    def action_close(self) -> None:
         self.dismiss(None)

@@ -34,7 +34,8 @@ def render(view: StepView, *, compact: bool = False) -> Text:
         return text
     text.append(f"step {view.step_index + 1}/{view.steps} "
                 f"{progress_dots(view.step_index + (1 if view.done else 0), view.steps)} ", style="dim")
-    text.append(view.title + "\n", style="bold")
+    text.append(view.title, style="bold")
+    text.append(" (e: all of it)\n" if compact else "\n", style="dim")
     explain = Text(view.explain + "\n")
     if view.done:
         text.append("✔ done · press n for the next step\n", style="bold green")

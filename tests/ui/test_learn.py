@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual.widgets import Static
+
 from canarylab.learn.model import load_lessons
 from canarylab.learn.progress import Progress
 from canarylab.learn_app import LearnApp
 from canarylab.screens.bump_image import BumpImageScreen
 from canarylab.screens.confirm import ConfirmScreen
 from canarylab.screens.detail import DetailScreen
-from canarylab.screens.lessons import LessonPickerScreen
+from canarylab.screens.lessons import LessonPickerScreen, LessonTextScreen
 from canarylab.sim.lab import SimLab
 from canarylab.widgets.lesson_panel import LessonPanel
 
@@ -104,6 +106,12 @@ async def test_the_panel_is_a_band_on_a_narrow_terminal(tmp_path: Path) -> None:
             assert not panel.has_class("-side") and panel.size.width >= 76
             # compact: what to do comes before the explanation
             text = panel_text(app)
-            assert text.index("▶") < text.index("The lab holds the seed")
+            assert text.index("▶") < text.index("The lab holds the seed") and "(e: all of it)" in text
+            # e opens the whole step in a window; Escape closes it
+            await pilot.press("e")
+            await until(pilot, lambda: isinstance(app.screen, LessonTextScreen), "the step window")
+            assert "The lab holds the seed" in str(app.screen.query_one(Static).render())
+            await pilot.press("escape")
+            await until(pilot, lambda: isinstance(app.screen, DetailScreen), "back on the detail")
     finally:
         await lab.stop()
