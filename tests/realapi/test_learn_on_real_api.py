@@ -58,7 +58,7 @@ async def test_the_image_part_of_the_ship_step_follows_kubectl_set_image(
     lesson = find_lesson(load_lessons(), "seed")
     tracker = Tracker(for_lab(lesson, real=True, work_dir=tmp_path), cluster, tmp_path, real=True, step_index=1)
     await tracker.update()
-    assert [(p.text, p.ok) for p in tracker.parts][0] == ("podinfo runs podinfo:3.1.1", False)
+    assert (tracker.parts[0].text, tracker.parts[0].ok) == ("podinfo runs podinfo:3.1.1", False)
     await kubectl(plane, "-n", "test", "set", "image", "deployment/podinfo",
                   "podinfod=stefanprodan/podinfo:3.1.1")
     for _ in range(50):  # bounded: the API server answers at once, this only absorbs a slow machine
