@@ -32,7 +32,8 @@ async def seed_in_test(lab_crds: ControlPlane) -> AsyncIterator[tuple[ControlPla
     try:
         yield lab_crds, cluster
     finally:
-        await kubectl(lab_crds, "delete", "namespace", "test", "--wait=false", check=False)
+        # wait (bounded) until it is gone: other tests of the session use namespace test too
+        await kubectl(lab_crds, "delete", "namespace", "test", "--wait=true", "--timeout=90s", check=False)
 
 
 async def test_the_setup_step_passes_once_the_learner_applies_the_lesson_file(
