@@ -5,6 +5,7 @@ One module per command family turns the parsed flags into calls on the layers:
 * :mod:`canarylab.cli.demo` - ``demo`` and ``ui`` (the dashboard on the simulated lab or a real cluster);
 * :mod:`canarylab.cli.simulate` - ``simulate`` (the simulated lab headless);
 * :mod:`canarylab.cli.engine` - ``engine`` (the engine headless on a real cluster);
+* :mod:`canarylab.cli.learn` - ``learn`` (guided lessons in the dashboard, and ``--check`` headless);
 * :mod:`canarylab.cli.lab` - ``up``, ``down``, ``doctor``, ``tools install`` (the kind lab);
 * :mod:`canarylab.cli.kwok` - ``up --runtime kwok``, ``down``, ``env``, ``doctor --runtime kwok`` (the Docker-free lab).
 
@@ -165,6 +166,21 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
                         "at HOST:PORT (:PORT binds 127.0.0.1)")
     _add_engine_flags(p)
     handlers["engine"] = "canarylab.cli.engine:run"
+
+    p = sub.add_parser("learn", help="guided lessons on screen, on the simulated lab or a real one",
+                       description="Guided workshop lessons in the dashboard. Progress is saved; run again to "
+                                   "resume where you stopped.")
+    p.add_argument("lesson", nargs="?", metavar="LESSON", help="start (or resume) this lesson: a number or an id")
+    p.add_argument("--list", action="store_true", help="list the lessons and your progress, then exit")
+    p.add_argument("--check", nargs="?", const="", default=None, metavar="LESSON",
+                   help="play every lesson (or LESSON) automatically on the simulated lab; exit 0 when all complete")
+    p.add_argument("--reset", action="store_true", help="forget your saved progress (every lesson starts over)")
+    p.add_argument("--speed", type=_positive_float, default=None, metavar="X",
+                   help="run the simulated lab X times real time (default 2)")
+    p.add_argument("--workdir", metavar="DIR",
+                   help="where the files you edit are written (default ./canarylab-lessons)")
+    _add_cluster_inputs(p)
+    handlers["learn"] = "canarylab.cli.learn:run"
 
     p = sub.add_parser("up", help="build the local lab: on kind (Docker), or --runtime kwok without Docker")
     p.add_argument("--runtime", choices=["kind", "kwok"], default="kind",

@@ -47,6 +47,16 @@ class LoopClock:
         """Lab seconds since the clock started."""
         return self._loop_time() * self.speed
 
+    def set_speed(self, speed: float) -> None:
+        """Run at ``speed`` from now on; lab time goes on from where it is (``canarylab learn`` replays the steps a
+        learner already did fast, then slows down). A sleep already begun keeps the real length it had."""
+        if speed <= 0:
+            raise ValueError(f"speed must be positive (got {speed})")
+        now = self.now()
+        self.epoch, self.speed = now, speed
+        if self._loop is not None:
+            self._start = self._loop.time()
+
     def pin(self) -> None:
         """Pin the loop and the start time (the first wait does it, so lab time starts with the first use)."""
         self._loop_time()
