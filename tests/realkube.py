@@ -97,7 +97,7 @@ def install_lab_crds(plane: ControlPlane) -> None:
     for f in files:
         args += ["-f", str(f)]
     plane.kubectl(*args)
-    plane.kubectl("wait", "--for", "condition=Established", "--timeout=30s", *LAB_CRDS, timeout=40)
+    plane.kubectl("wait", "--for", "condition=Established", "--timeout=60s", *LAB_CRDS, timeout=70)
 
 
 @pytest.fixture(scope="session")

@@ -69,7 +69,7 @@ async def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         from tests.realkube import ensure_running
 
         ensure_running(plane)
-        real = await KubeCluster.connect(plane.context, kubeconfig=str(plane.kubeconfig), backoff=(0.05, 0.5))
+        real = await KubeCluster.connect(plane.context, kubeconfig=str(plane.kubeconfig), backoff=(0.2, 3.0))
         try:
             yield real
         finally:
