@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo simulate test lint test-cluster bench clean
+.PHONY: demo simulate test lint test-cluster bench clean substrate
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ lint: $(BIN)/.installed
 
 test: lint  ## everything CI runs
 	$(BIN)/pytest -q
+
+substrate:  ## build the pinned control plane, KWOK and Flagger from Go modules (cached; no-op when current)
+	substrate/build
 
 test-cluster: $(BIN)/.installed  ## the real-cluster tests (needs Docker, kind and internet)
 	$(BIN)/pytest -q -m cluster

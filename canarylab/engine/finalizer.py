@@ -14,7 +14,7 @@ from __future__ import annotations
 from canarylab.engine import services, status, targets
 from canarylab.engine.context import TickContext
 from canarylab.engine.kinds import CANARY, Obj
-from canarylab.engine.ports import Cluster
+from canarylab.engine.ports import Cluster, Conflict, NotFound
 from canarylab.engine.targets import Readiness, TargetError
 
 FINALIZER = "finalizer.flagger.app"
@@ -39,14 +39,30 @@ def deleting(obj: Obj) -> bool:
 
 
 async def set_finalizer(cluster: Cluster, obj: Obj, present: bool) -> Obj:
-    """Add or remove Flagger's finalizer; guarded by ``resourceVersion`` (a stale ``obj`` is a Conflict)."""
-    meta = obj.get("metadata") or {}
-    current = finalizers(obj)
-    wanted = [*current, FINALIZER] if present else [f for f in current if f != FINALIZER]
-    patch: Obj = {"metadata": {"finalizers": wanted or None}}
-    if meta.get("resourceVersion"):
-        patch["metadata"]["resourceVersion"] = meta["resourceVersion"]
-    return await cluster.patch(CANARY, str(meta.get("namespace", "")), str(meta.get("name", "")), patch)
+    """Add or remove Flagger's finalizer; guarded by ``resourceVersion``. Nothing is written when the finalizer
+    is already as wanted. A stale ``obj`` (a real API server answers 409: the engine's own status writes move
+    the ``resourceVersion`` on) is read again and the change retried, as client-go's ``RetryOnConflict``;
+    a Canary found deleting meanwhile gets no new finalizer (Kubernetes refuses that)."""
+    for attempt in range(4):
+        meta = obj.get("metadata") or {}
+        current = finalizers(obj)
+        if (FINALIZER in current) == present or (present and deleting(obj)):
+            return obj
+        wanted = [*current, FINALIZER] if present else [f for f in current if f != FINALIZER]
+        patch: Obj = {"metadata": {"finalizers": wanted or None}}
+        if meta.get("resourceVersion"):
+            patch["metadata"]["resourceVersion"] = meta["resourceVersion"]
+        namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+        try:
+            return await cluster.patch(CANARY, namespace, name, patch)
+        except Conflict:
+            fresh = await cluster.get(CANARY, namespace, name)
+            if fresh is None:
+                raise NotFound(f'canaries.flagger.app "{name}" not found in namespace "{namespace}"') from None
+            if attempt == 3:
+                raise
+            obj = fresh
+    raise AssertionError("unreachable")
 
 
 async def wait_for_target(ctx: TickContext) -> Readiness:

@@ -6,6 +6,7 @@ Each scenario runs against every ``cluster`` in ``conftest.py`` (the in-memory c
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from canarylab.engine.controller import Engine
 from canarylab.engine.kinds import CANARY, DEPLOYMENT, EVENT, HPA, HTTP_ROUTE, NAMESPACE, SERVICE, TRAFFIC_SPLIT, Obj
 from canarylab.engine.memory_cluster import deployment_ready_status
 from canarylab.engine.ports import Cluster, Conflict, NotFound, WatchEvent
+from canarylab.engine.targets import deployment_readiness
 from canarylab.manifests import seed_lab
 from tests.doubles import FakeMetrics, FakeWebhooks
 
@@ -85,6 +87,16 @@ def http_route(owner: Obj, primary: int = 100, canary_weight: int = 0) -> Obj:
     }
 
 
+def contains(actual: Any, expected: Any) -> bool:
+    """``actual`` has every field of ``expected`` with the same value (a real API server adds defaults)."""
+    if isinstance(expected, dict):
+        return isinstance(actual, dict) and all(k in actual and contains(actual[k], v) for k, v in expected.items())
+    if isinstance(expected, list):
+        return isinstance(actual, list) and len(actual) == len(expected) and \
+            all(contains(a, e) for a, e in zip(actual, expected, strict=True))
+    return bool(actual == expected)
+
+
 async def next_event(events: Any, timeout: float = 2.0) -> WatchEvent:
     event: WatchEvent = await asyncio.wait_for(anext(events), timeout)
     return event
@@ -102,7 +114,8 @@ async def test_created_object_reads_back_with_server_fields(cluster: Cluster) ->
     assert meta["generation"] == 1
     got = await cluster.get(DEPLOYMENT, "test", "podinfo")
     assert got is not None
-    assert got["spec"] == deployment()["spec"]
+    # every field sent is kept (Kubernetes adds defaults such as strategy and revisionHistoryLimit)
+    assert contains(got["spec"], deployment()["spec"])
     assert got["kind"] == "Deployment" and got["apiVersion"] == "apps/v1"
     assert got["metadata"]["uid"] == meta["uid"]
 
@@ -274,7 +287,8 @@ async def test_initialization_objects_keep_owner_references_and_weights(cluster:
 
 
 def events_about(events: list[Obj], name: str) -> list[Obj]:
-    return [e for e in events if e["involvedObject"]["name"] == name]
+    """Events about the Canary ``name`` (a real Deployment controller records its own about Deployments)."""
+    return [e for e in events if e["involvedObject"]["name"] == name and e["involvedObject"]["kind"] == "Canary"]
 
 
 async def test_events_carry_flaggers_fields_and_aggregate_repeats(cluster: Cluster) -> None:
@@ -375,21 +389,40 @@ async def test_a_watch_wakes_a_waiting_consumer_within_a_second(cluster: Cluster
 
 
 async def test_cluster_scoped_objects_list_without_a_namespace(cluster: Cluster) -> None:
-    await cluster.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "test"}})
-    await cluster.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "linkerd-viz"}})
-    names = [n["metadata"]["name"] for n in await cluster.list(NAMESPACE)]
-    assert names == ["linkerd-viz", "test"]
-    got = await cluster.get(NAMESPACE, "", "test")
-    assert got is not None and "namespace" not in got["metadata"]
+    # Given the namespaces there are (none in memory; default, kube-system, ... on a real server)
+    before = [n["metadata"]["name"] for n in await cluster.list(NAMESPACE)]
+    # when two more are created, then they list with the others, sorted, and carry no namespace themselves
+    created = ["linkerd-viz", "podinfo-scope"]
+    for name in created:
+        await cluster.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    try:
+        names = [n["metadata"]["name"] for n in await cluster.list(NAMESPACE)]
+        assert names == sorted([*before, *created])
+        got = await cluster.get(NAMESPACE, "", "podinfo-scope")
+        assert got is not None and "namespace" not in got["metadata"]
+    finally:
+        for name in created:
+            await cluster.delete(NAMESPACE, "", name)
 
 
-async def test_the_engine_initializes_the_seed_canary_the_same_way_everywhere(cluster: Cluster) -> None:
-    # Given the seed lab in the cluster (Deployments marked ready through the port: nothing runs pods here)
+async def test_the_engine_initializes_the_seed_canary_the_same_way_everywhere(cluster: Cluster,
+                                                                             substrate: str) -> None:
+    # Given the seed lab in the cluster (the real server's namespace "test" already exists)
     for obj in seed_lab():
+        if obj["kind"] == "Namespace" and await cluster.get(NAMESPACE, "", obj["metadata"]["name"]):
+            continue
         await cluster.create(obj)
     engine = Engine(cluster, FakeMetrics.healthy(), FakeWebhooks(), LoopClock(), namespaces=["test"])
 
     async def mark_ready(name: str) -> None:
+        if substrate == "real":  # the Deployment controller, the scheduler and KWOK make it ready
+            for _ in range(300):
+                obj = await cluster.get(DEPLOYMENT, "test", name)
+                if obj and deployment_readiness(obj, 600, 100, time.time()).ready:
+                    return
+                await asyncio.sleep(0.1)
+            raise AssertionError(f"deployment test/{name} was not ready within 30s")
+        # Elsewhere nothing runs pods: Deployments are marked ready through the port.
         obj = await cluster.get(DEPLOYMENT, "test", name)
         assert obj is not None
         await cluster.patch_status(DEPLOYMENT, "test", name, deployment_ready_status(obj))

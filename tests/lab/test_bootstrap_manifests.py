@@ -41,9 +41,9 @@ def test_builtin_objects_are_valid_kubernetes(rel: str) -> None:
         kubernetes_validate.validate(doc, K8S, strict=True)  # raises ValidationError with the field path
 
 
-def test_the_crds_define_canary_and_metrictemplate_with_status_and_printer_columns() -> None:
+def test_the_crds_define_canary_metrictemplate_and_alertprovider_with_status_and_printer_columns() -> None:
     crds = {d["spec"]["names"]["kind"]: d for d in docs("crds/flagger.yaml")}
-    assert set(crds) == {"Canary", "MetricTemplate"}
+    assert set(crds) == {"Canary", "MetricTemplate", "AlertProvider"}
     canary = crds["Canary"]["spec"]
     assert canary["group"] == "flagger.app" and canary["scope"] == "Namespaced"
     version = canary["versions"][0]
@@ -108,9 +108,25 @@ def test_the_prometheus_access_policy_targets_viz_prometheus_admin() -> None:
     assert policy["spec"]["requiredAuthenticationRefs"][0]["name"] == auth["metadata"]["name"]
 
 
+def test_the_trafficsplit_crd_validates_what_the_linkerd_router_writes() -> None:
+    # (tests/realapi applies it to a real API server; here its schema meets a TrafficSplit as Flagger writes it)
+    (crd,) = docs("crds/smi-trafficsplit.yaml")
+    assert crd["metadata"]["name"] == "trafficsplits.split.smi-spec.io"
+    version = crd["spec"]["versions"][0]
+    assert version["name"] == "v1alpha2" and version["served"] and version["storage"]
+    split = {"apiVersion": "split.smi-spec.io/v1alpha2", "kind": "TrafficSplit", "metadata": {"name": "podinfo"},
+             "spec": {"service": "podinfo", "backends": [{"service": "podinfo-canary", "weight": 5},
+                                                         {"service": "podinfo-primary", "weight": 95}]}}
+    schema = version["schema"]["openAPIV3Schema"]
+    jsonschema.Draft4Validator(schema).validate(split)
+    split["spec"]["backends"][0]["weight"] = -1
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft4Validator(schema).validate(split)
+
+
 def test_every_bootstrap_file_is_covered_by_these_tests() -> None:
     covered = {*BUILTIN_FILES, "workloads/podinfo-canary.yaml", "kind.yaml", "versions.yaml",
-               "linkerd/prometheus-access.yaml"}
+               "linkerd/prometheus-access.yaml", "crds/smi-trafficsplit.yaml"}
     present = {str(p.relative_to(BOOTSTRAP)) for p in BOOTSTRAP.rglob("*.yaml")}
     assert present == covered
 
