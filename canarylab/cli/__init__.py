@@ -103,6 +103,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
     p.add_argument("--metrics-addr", metavar="HOST:PORT",
                    help="serve Flagger's metrics (flagger_canary_*) on /metrics, and /healthz and /readyz, "
                         "at HOST:PORT (:PORT binds 127.0.0.1)")
+    p.add_argument("--metrics-server", metavar="URL", default=None,
+                   help="Prometheus for the built-in checks, as Flagger's -metrics-server "
+                        "(default http://prometheus.linkerd-viz:9090)")
     handlers["engine"] = "canarylab.cli.engine:run"
 
     p = sub.add_parser("up", help="build the local lab on kind: Linkerd, Prometheus, loadtester, podinfo")

@@ -23,7 +23,7 @@ from canarylab.engine.events import AlertPosted, EngineEvent, EngineNotice, Kube
 from canarylab.engine.flagger_metrics import FlaggerMetrics
 from canarylab.engine.ports import ClusterError
 from canarylab.errors import UserError
-from canarylab.kube.lab import KubeLab
+from canarylab.kube.lab import DEFAULT_METRICS_SERVER, KubeLab
 from canarylab.metrics_endpoint import MetricsEndpoint, parse_address
 
 
@@ -110,11 +110,24 @@ async def serve(lab: KubeLab, json_lines: bool, out: TextIO, endpoint: MetricsEn
         await lab.stop()
 
 
+def _metrics_server(url: str) -> str:
+    """``--metrics-server``: an http(s) URL, or one paragraph saying what is wrong (exit 2)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UserError(f"--metrics-server {url!r} is not an http(s) URL; give the Prometheus address as "
+                        "Flagger's -metrics-server takes it, e.g. http://prometheus.linkerd-viz:9090 or "
+                        "http://127.0.0.1:9090")
+    return url.rstrip("/")
+
+
 def run(args: argparse.Namespace) -> int:
     """``canarylab engine --context CTX [--namespace NS]... [--readonly] [--json] [--in-cluster]
-    [--metrics-addr HOST:PORT]``."""
+    [--metrics-addr HOST:PORT] [--metrics-server URL]``."""
+    metrics_server = _metrics_server(args.metrics_server) if args.metrics_server else DEFAULT_METRICS_SERVER
     lab = KubeLab(args.context, args.namespaces, readonly=args.readonly, in_cluster=args.in_cluster, wait=True,
-                  log=log_line(sys.stderr))
+                  log=log_line(sys.stderr), metrics_server=metrics_server)
     endpoint = probes = None
     if args.metrics_addr is not None:
         host, port = parse_address(args.metrics_addr, "--metrics-addr")
