@@ -18,7 +18,13 @@ from pathlib import Path
 
 from canarylab.conformance.compare import Verdict, compare
 from canarylab.conformance.harness import (
-    HarnessError, Recording, Substrate, find_binary, run_scenario, start_substrate, stop_substrate,
+    HarnessError,
+    Recording,
+    Substrate,
+    find_binary,
+    run_scenario,
+    start_substrate,
+    stop_substrate,
 )  # fmt: skip
 from canarylab.conformance.report import render, summary
 from canarylab.conformance.scenarios import BY_NAME, SCENARIOS, Scenario
@@ -79,11 +85,11 @@ async def main_async(args: argparse.Namespace, scenarios: list[Scenario], logs: 
     verdicts: list[Verdict] = [compare(p["flagger"], p["engine"]) for p in pairs]
     seconds = time.monotonic() - started
     if args.out:
-        header = (f"Each scenario ran once under Flagger (`flagger -kubeconfig ... -mesh-provider linkerd` or "
-                  f"`gatewayapi:v1`, `-metrics-server` a real Prometheus, `-namespace`, "
-                  f"`-enable-leader-election=false`) and once under `canarylab engine --context ... --namespace "
-                  f"... --in-cluster --metrics-server ...`, on the same real API server with the same "
-                  f"scripted Linkerd metrics and webhook answers. Analysis interval 10 s (Flagger's floor).")
+        header = ("Each scenario ran once under Flagger (`flagger -kubeconfig ... -mesh-provider linkerd` or "
+                  "`gatewayapi:v1`, `-metrics-server` a real Prometheus, `-namespace`, "
+                  "`-enable-leader-election=false`) and once under `canarylab engine --context ... --namespace "
+                  "... --in-cluster --metrics-server ...`, on the same real API server with the same "
+                  "scripted Linkerd metrics and webhook answers. Analysis interval 10 s (Flagger's floor).")
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(render(scenarios, verdicts, pairs, header=header, seconds=seconds))
     if args.json_out:

@@ -77,19 +77,21 @@ class ScriptedExporter:
 
 
 def _series(namespace: str, deployment: str, s: MetricScript, elapsed: float) -> list[str]:
-    total = int(s.rps * elapsed)
-    failed = int(s.rps * s.error_ratio * elapsed)
+    # Float counters, exactly linear in time: any two scrapes give the same rates, so both controllers see the
+    # same success rate to the last digit (integer steps would make it wobble around the script's value).
+    total = s.rps * elapsed
+    failed = s.rps * s.error_ratio * elapsed
     base = f'namespace="{namespace}",deployment="{deployment}",direction="inbound",tls="true"'
     out = [
-        f'response_total{{{base},classification="success",status_code="200"}} {total - failed}',
-        f'response_total{{{base},classification="failure",status_code="500"}} {failed}',
+        f'response_total{{{base},classification="success",status_code="200"}} {total - failed:.6f}',
+        f'response_total{{{base},classification="failure",status_code="500"}} {failed:.6f}',
     ]
     for bound in LINKERD_BUCKETS_MS:
         count = total if s.latency_ms <= bound else 0
-        out.append(f'response_latency_ms_bucket{{{base},le="{bound:g}"}} {count}')
-    out.append(f'response_latency_ms_bucket{{{base},le="+Inf"}} {total}')
-    out.append(f"response_latency_ms_count{{{base}}} {total}")
-    out.append(f"response_latency_ms_sum{{{base}}} {total * s.latency_ms:g}")
+        out.append(f'response_latency_ms_bucket{{{base},le="{bound:g}"}} {count:.6f}')
+    out.append(f'response_latency_ms_bucket{{{base},le="+Inf"}} {total:.6f}')
+    out.append(f"response_latency_ms_count{{{base}}} {total:.6f}")
+    out.append(f"response_latency_ms_sum{{{base}}} {total * s.latency_ms:.6f}")
     return out
 
 

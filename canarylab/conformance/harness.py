@@ -27,7 +27,17 @@ from canarylab.conformance.exporter import ScriptedExporter
 from canarylab.conformance.hooks import ScriptedHooks
 from canarylab.conformance.scenarios import Action, Observed, Scenario
 from canarylab.engine.kinds import (
-    CANARY, DEPLOYMENT, EVENT, HPA, HTTP_ROUTE, METRIC_TEMPLATE, NAMESPACE, SERVICE, TRAFFIC_SPLIT, Kind, Obj,
+    CANARY,
+    DEPLOYMENT,
+    EVENT,
+    HPA,
+    HTTP_ROUTE,
+    METRIC_TEMPLATE,
+    NAMESPACE,
+    SERVICE,
+    TRAFFIC_SPLIT,
+    Kind,
+    Obj,
 )  # fmt: skip
 from canarylab.engine.ports import ClusterError, NotFound
 from canarylab.engine.routing import weights_of
@@ -75,20 +85,6 @@ def find_binary(name: str) -> Path:
                        f"and its loadtester, about 5 minutes), or set CANARYLAB_{name.upper()} to the binary")
 
 
-def flagger_crds() -> Path:
-    """Flagger's own CRDs (Canary, MetricTemplate, AlertProvider) from the module ``go install`` fetched."""
-    try:
-        out = subprocess.run(["go", "mod", "download", "-json", f"github.com/fluxcd/flagger@{FLAGGER_VERSION}"],
-                             capture_output=True, text=True, timeout=300, check=False)
-        directory = json.loads(out.stdout or "{}").get("Dir")
-    except (OSError, ValueError, subprocess.TimeoutExpired) as err:
-        raise HarnessError(f"cannot find Flagger's module source for its CRDs: {err}") from None
-    if not directory or not (Path(directory) / "artifacts/flagger/crd.yaml").is_file():
-        raise HarnessError(f"Flagger {FLAGGER_VERSION}'s module has no artifacts/flagger/crd.yaml "
-                           f"(go mod download said: {out.stderr.strip() or out.stdout.strip()})")
-    return Path(directory) / "artifacts/flagger/crd.yaml"
-
-
 # --------------------------------------------------------------------------------------------- substrate
 
 
@@ -124,9 +120,20 @@ class Substrate:
         return out.stdout
 
     def install_crds(self) -> None:
-        """Flagger's CRDs and the routing CRDs, applied and Established (bounded)."""
-        here = Path(__file__).with_name("crds.yaml")
-        self.kubectl_run("apply", "--server-side", "-f", str(flagger_crds()), "-f", str(here))
+        """The lab's CRDs, as ``tests/realkube.py`` applies them: Flagger's (Canary, MetricTemplate,
+        AlertProvider), the SMI TrafficSplit (v1alpha1 for Flagger, v1alpha2 for canarylab) and the Gateway API
+        release's; server-side, Established within a bounded wait."""
+        from canarylab.controlplane.binaries import MissingBinaries, gateway_api_crds
+        from canarylab.manifests import bootstrap_file
+
+        try:
+            gateway = sorted(gateway_api_crds().glob("*.yaml"))
+        except MissingBinaries as err:
+            raise HarnessError(str(err)) from None
+        args = ["apply", "--server-side", "--force-conflicts"]
+        for f in [bootstrap_file("crds", "flagger.yaml"), bootstrap_file("crds", "smi-trafficsplit.yaml"), *gateway]:
+            args += ["-f", str(f)]
+        self.kubectl_run(*args)
         self.kubectl_run("wait", "--for=condition=Established", "--timeout=60s",
                          "crd/canaries.flagger.app", "crd/metrictemplates.flagger.app",
                          "crd/alertproviders.flagger.app", "crd/trafficsplits.split.smi-spec.io",
@@ -246,6 +253,9 @@ class Recording:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     timed_out: bool = False
+    reaction: dict[str, float] = field(default_factory=dict)
+    """Timing, reported but not compared: seconds from the new image to phase Progressing (``new revision``)
+    and from a second image mid-run to the weight back at 0 (``restart``)."""
 
     def to_json(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -302,6 +312,8 @@ class Run:
         self._events: dict[str, tuple[tuple[str, int], int, Obj]] = {}
         self._canary: Obj | None = None
         self._weight: int | None = None
+        self._triggered: float | None = None
+        self._second_image: float | None = None
 
     @property
     def cluster(self) -> KubeCluster:
@@ -325,6 +337,8 @@ class Run:
         self._canary = obj
         status = obj.get("status") or {}
         phase = str(status.get("phase", ""))
+        if phase == "Progressing" and self._triggered is not None and "new revision" not in self.rec.reaction:
+            self.rec.reaction["new revision"] = round(time.monotonic() - self._triggered, 2)
         _push(r.phases, phase)
         _push(r.failed_checks, int(status.get("failedChecks", 0) or 0))
         _push(r.iterations, int(status.get("iterations", 0) or 0))
@@ -333,6 +347,8 @@ class Run:
     def _on_route(self, obj: Obj | None) -> None:
         weights = weights_of(obj) if obj is not None else None
         self._weight = weights[1] if weights else None
+        if self._weight == 0 and self._second_image is not None and "restart" not in self.rec.reaction:
+            self.rec.reaction["restart"] = round(time.monotonic() - self._second_image, 2)
         if self._weight is not None:
             _push(self.rec.weights, self._weight)
             self._tick()
@@ -369,6 +385,7 @@ class Run:
     async def act(self, action: Action) -> None:
         self.rec.notes.append(f"action: {action.do} {action.arg or ''}".strip())
         if action.do == "set-image":
+            self._second_image = time.monotonic()
             await self.patch_deployment({"image": action.arg})
         elif action.do == "open-gate":
             self.sub.hooks.open_gate(self.ns, action.arg)
@@ -458,8 +475,8 @@ class Run:
                 since = time.monotonic() - triggered_at if triggered_at is not None else -1.0
                 seen = self.observed(since)
                 if triggered_at is None and seen.phase == "Initialized" and self.s.trigger:
+                    triggered_at = self._triggered = time.monotonic()
                     await self.patch_deployment(self.s.trigger)
-                    triggered_at = time.monotonic()
                     self.rec.notes.append("trigger: " + json.dumps(self.s.trigger))
                 elif triggered_at is not None:
                     for i, action in enumerate(self.s.actions):

@@ -167,8 +167,8 @@ def seed_canary() -> Obj:
         "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "1m"},
                     {"name": "request-duration", "thresholdRange": {"max": 500}, "interval": "30s"}],
         "webhooks": [
-            hook("acceptance-test", "pre-rollout", timeout="30s",
-                 metadata={"type": "bash", "cmd": "curl -sd 'test' http://podinfo-canary.test:9898/token | grep token"}),
+            hook("acceptance-test", "pre-rollout", timeout="30s", metadata={
+                "type": "bash", "cmd": "curl -sd 'test' http://podinfo-canary.test:9898/token | grep token"}),
             hook("load-test", "rollout",
                  metadata={"cmd": "hey -z 2m -q 10 -c 2 http://podinfo-canary.test:9898/"}),
         ],

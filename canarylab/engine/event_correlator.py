@@ -65,11 +65,8 @@ class EventCorrelator:
         # 1. EventAggregate
         aggregate_key = (*obj, type, reason)
         found = self._aggregates.get(aggregate_key)
-        messages: set[str]
-        if isinstance(found, tuple) and now - found[1] <= AGGREGATE_INTERVAL:
-            messages = found[0]
-        else:
-            messages = set()
+        fresh = isinstance(found, tuple) and now - found[1] <= AGGREGATE_INTERVAL
+        messages: set[str] = found[0] if fresh else set()  # type: ignore[index]
         messages.add(message)
         self._aggregates.put(aggregate_key, (messages, now))
         if len(messages) < AGGREGATE_MAX_EVENTS:

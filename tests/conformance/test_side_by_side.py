@@ -51,7 +51,7 @@ async def test_flagger_and_the_engine_agree_on_the_quick_scenarios(substrate: Su
         assert not f.timed_out and not e.timed_out, report[-1]
         assert f.phases and f.phases[-1] == ("Failed" if name != "step-weights" else "Succeeded"), f
         assert f.events, f"{name}: Flagger recorded no events; see {substrate.logs}"
-    for name, pair in zip(QUICK, pairs, strict=True):
+    for pair in pairs:
         verdict = compare(pair["flagger"], pair["engine"])
         assert verdict.match or verdict.deliberate, "\n".join(report) + f"\nlogs: {substrate.logs}"
     weights = pairs[QUICK.index("step-weights")]["flagger"].weights

@@ -209,7 +209,8 @@ async def test_18_no_values_is_a_failed_check_naming_the_traffic_problem(lab: La
     lab.metrics.set("request-success-rate", NoValuesFound("no values found"))
     await lab.tick()
     assert lab.warnings()[-1] == ("Halt advancement no values found for linkerd metric request-success-rate "
-                                  "probably podinfo.test is not receiving traffic: running query failed: no values found")
+                                  "probably podinfo.test is not receiving traffic: "
+                                  "running query failed: no values found")
     assert lab.status["failedChecks"] == 1
 
 
