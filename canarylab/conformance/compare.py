@@ -20,6 +20,7 @@ from canarylab.conformance.harness import Recording
 FIELDS: tuple[tuple[str, str], ...] = (
     ("phases", "phase"),
     ("weights", "canary weight"),
+    ("status_weights", "status.canaryWeight"),
     ("failed_checks", "failed checks"),
     ("iterations", "iterations"),
     ("events", "events"),

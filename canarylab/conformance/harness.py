@@ -244,6 +244,7 @@ class Recording:
     namespace: str
     phases: list[str] = field(default_factory=list)
     weights: list[int] = field(default_factory=list)
+    status_weights: list[int] = field(default_factory=list)
     failed_checks: list[int] = field(default_factory=list)
     iterations: list[int] = field(default_factory=list)
     ticks: list[dict[str, Any]] = field(default_factory=list)
@@ -340,6 +341,7 @@ class Run:
         if phase == "Progressing" and self._triggered is not None and "new revision" not in self.rec.reaction:
             self.rec.reaction["new revision"] = round(time.monotonic() - self._triggered, 2)
         _push(r.phases, phase)
+        _push(r.status_weights, int(status.get("canaryWeight", 0) or 0))
         _push(r.failed_checks, int(status.get("failedChecks", 0) or 0))
         _push(r.iterations, int(status.get("iterations", 0) or 0))
         self._tick()

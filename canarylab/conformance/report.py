@@ -48,7 +48,8 @@ def render(scenarios: Sequence[Scenario], verdicts: Sequence[Verdict],
         lines += [f"### `{s.name}`", "", s.exercises, "",
                   f"Flagger: {f.seconds:g} s in `{f.namespace}`; canarylab: {e.seconds:g} s in `{e.namespace}`."
                   + _timing(f, e), ""]
-        for label, a, b in (("phases", f.phases, e.phases), ("canary weights", f.weights, e.weights),
+        for label, a, b in (("phases", f.phases, e.phases), ("canary weights (routing object)", f.weights, e.weights),
+                            ("status.canaryWeight", f.status_weights, e.status_weights),
                             ("failed checks", f.failed_checks, e.failed_checks),
                             ("iterations", f.iterations, e.iterations), ("webhook calls", f.hook_calls, e.hook_calls)):
             mark = "" if a == b else " **(differs)**"
