@@ -36,7 +36,7 @@ class ScriptedExporter:
 
     def __init__(self, port: int = 0) -> None:
         self._lock = threading.Lock()
-        self._scripts: dict[str, tuple[float, str, MetricScript]] = {}
+        self._scripts: dict[str, tuple[float, tuple[str, ...], MetricScript]] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="conformance-metrics", daemon=True)
@@ -54,10 +54,10 @@ class ScriptedExporter:
             self._server.shutdown()
         self._server.server_close()
 
-    def script(self, namespace: str, canary: MetricScript, *, target: str = "podinfo") -> None:
-        """From now on, the Deployment ``target`` in ``namespace`` reports ``canary``; its primary is healthy."""
+    def script(self, namespace: str, canary: MetricScript, *, targets: tuple[str, ...] = ("podinfo",)) -> None:
+        """From now on, the Deployments ``targets`` in ``namespace`` report ``canary``; their primaries are healthy."""
         with self._lock:
-            self._scripts[namespace] = (time.monotonic(), target, canary)
+            self._scripts[namespace] = (time.monotonic(), targets, canary)
 
     def forget(self, namespace: str) -> None:
         with self._lock:
@@ -68,11 +68,12 @@ class ScriptedExporter:
         with self._lock:
             scripts = list(self._scripts.items())
         lines = ["# TYPE response_total counter", "# TYPE response_latency_ms histogram"]
-        for namespace, (since, target, canary) in scripts:
+        for namespace, (since, targets, canary) in scripts:
             elapsed = now - since
-            for deployment, script in ((target, canary), (f"{target}-primary", HEALTHY)):
-                if script.present:
-                    lines += _series(namespace, deployment, script, elapsed)
+            for target in targets:
+                for deployment, script in ((target, canary), (f"{target}-primary", HEALTHY)):
+                    if script.present:
+                        lines += _series(namespace, deployment, script, elapsed)
         return "\n".join(lines) + "\n"
 
 
