@@ -175,7 +175,8 @@ ROWS = (
 
 def table(n: int, f: dict[str, float], e: dict[str, float]) -> str:
     if not f or not e:
-        return f"\nN = {n} canaries: no figures, " + ("Flagger" if not f else "canarylab") + " did not initialize them all"
+        who = "Flagger" if not f else "canarylab"
+        return f"\nN = {n} canaries: no figures, {who} did not initialize them all"
     lines = [f"\nN = {n} canaries (analysis window {f.get('window', 0):.0f} s; "
              f"{f['started']:.0f}/{n} and {e['started']:.0f}/{n} analyses started)",
              f"{'':40} {'Flagger':>10} {'canarylab':>10} {'Flagger/canarylab':>18}"]
