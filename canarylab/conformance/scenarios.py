@@ -240,7 +240,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              canary({"maxWeight": 40}),
              actions=(Action(weight_at_least(20), "set-image", IMAGE_V3),)),
     Scenario("skip-analysis", "skipAnalysis: promote at once", canary(skipAnalysis=True)),
-    Scenario("progress-deadline", "the new revision's pods never get scheduled: progressDeadlineSeconds 15 "
+    Scenario("progress-deadline", "the new revision's pods never get scheduled: progressDeadlineSeconds 30 "
              "exceeded, rollback", canary(progressDeadlineSeconds=30),
              trigger={"image": IMAGE_V2, "nodeSelector": {"canarylab.dev/none": "true"}}),
     Scenario("canary-deleted", "the Canary is deleted at weight 20: what is left behind",
