@@ -511,6 +511,22 @@ class Run:
         return self.finish(final)
 
 
+async def delete_namespaces(sub: Substrate, namespaces: list[str], timeout: float = 90.0) -> None:
+    """Delete the runs' namespaces and wait (bounded) until they are gone, so a shared API server is left clean."""
+    cluster = sub.cluster
+    assert cluster is not None
+    for ns in namespaces:
+        with contextlib.suppress(ClusterError):
+            await cluster.delete(NAMESPACE, "", ns)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = [ns for ns in namespaces if await _get(cluster, NAMESPACE, "", ns) is not None]
+        if not left:
+            return
+        await asyncio.sleep(1.0)
+    raise HarnessError(f"namespaces {', '.join(left)} still terminating after {timeout:g}s")
+
+
 def namespace_for(prefix: str, scenario: str, which: str) -> str:
     raw = f"{prefix}-{scenario}-{'f' if which == 'flagger' else 'e'}"
     return re.sub(r"[^a-z0-9-]", "-", raw.lower())[:63].strip("-")

@@ -17,7 +17,14 @@ from pathlib import Path
 import pytest
 
 from canarylab.app import CanaryLabApp
-from canarylab.conformance.harness import Run, Substrate, find_binary, start_substrate, stop_substrate
+from canarylab.conformance.harness import (
+    Run,
+    Substrate,
+    delete_namespaces,
+    find_binary,
+    start_substrate,
+    stop_substrate,
+)  # fmt: skip
 from canarylab.conformance.scenarios import BY_NAME, canary
 from canarylab.kube.lab import KubeLab
 from canarylab.screens.detail import DetailScreen
@@ -108,6 +115,7 @@ async def test_the_readonly_dashboard_shows_what_kubectl_describe_shows_for_a_fl
         if not flagger.done():
             flagger.cancel()
         rec = await asyncio.gather(flagger, return_exceptions=True)
+        await delete_namespaces(substrate, [namespace])  # the session's API server is shared
     recording = rec[0]
     assert not isinstance(recording, BaseException), recording
     assert recording.phases[-1] == "Succeeded"

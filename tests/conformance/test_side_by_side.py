@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 
 from canarylab.conformance.compare import compare
-from canarylab.conformance.harness import Substrate, find_binary, run_scenario, start_substrate, stop_substrate
+from canarylab.conformance.harness import (
+    Substrate,
+    delete_namespaces,
+    find_binary,
+    run_scenario,
+    start_substrate,
+    stop_substrate,
+)  # fmt: skip
 from canarylab.conformance.scenarios import BY_NAME, SCENARIOS
 
 pytestmark = pytest.mark.timeout(420)
@@ -42,6 +49,8 @@ async def test_flagger_and_the_engine_agree_on_the_quick_scenarios(substrate: Su
 
     prefix = "q" + format(int(time.time()) % 4096, "x")
     pairs = await asyncio.gather(*(run_scenario(substrate, BY_NAME[name], prefix) for name in QUICK))
+    # the session's API server is shared with other tests: leave it as we found it
+    await delete_namespaces(substrate, [r.namespace for pair in pairs for r in pair.values()])
     report = []
     for name, pair in zip(QUICK, pairs, strict=True):
         f, e = pair["flagger"], pair["engine"]
