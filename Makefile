@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo simulate test lint test-cluster bench clean substrate
+.PHONY: demo simulate test lint test-cluster bench clean substrate conformance
 
 # `make demo` installs only what the dashboard needs; the test toolchain comes with `make test`/`make lint`.
 # uv (from PyPI, into the venv) fetches packages in parallel: on these machines ~12 s for the demo's packages
@@ -50,6 +50,9 @@ substrate:  ## build the pinned control plane, KWOK and Flagger from Go modules 
 
 test-cluster: $(BIN)/.installed  ## the real-cluster tests (needs Docker, kind and internet)
 	$(BIN)/pytest -q -m cluster
+
+conformance: $(BIN)/.installed substrate  ## every scenario under the real Flagger and canarylab engine -> docs/conformance.md
+	$(BIN)/python -m canarylab.conformance --out docs/conformance.md
 
 bench: $(BIN)/.installed
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done

@@ -25,7 +25,7 @@ from canarylab.engine.events import AlertPosted, EngineEvent, EngineNotice, Kube
 from canarylab.engine.flagger_metrics import FlaggerMetrics
 from canarylab.engine.ports import ClusterError
 from canarylab.errors import UserError
-from canarylab.kube.lab import KubeLab
+from canarylab.kube.lab import DEFAULT_METRICS_SERVER, KubeLab
 from canarylab.kube.leader import LeaderElector, LeaseConfig
 from canarylab.metrics_endpoint import MetricsEndpoint, parse_address
 
@@ -230,13 +230,24 @@ def _on_sigterm() -> None:
             loop.add_signal_handler(signal.SIGTERM, task.cancel)
 
 
+def _metrics_server(url: str) -> str:
+    """``--metrics-server``: an http(s) URL, or one paragraph saying what is wrong (exit 2)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UserError(f"--metrics-server {url!r} is not an http(s) URL; give the Prometheus address as "
+                        "Flagger's -metrics-server takes it, e.g. http://prometheus.linkerd-viz:9090 or "
+                        "http://127.0.0.1:9090")
+    return url.rstrip("/")
+
+
 def run(args: argparse.Namespace) -> int:
     """``canarylab engine [--context CTX] [--namespace NS]... [--readonly] [--json] [--in-cluster]
     [--metrics-addr HOST:PORT] [--metrics-server URL] [--mesh-provider P] [--leader-elect ...]``."""
-    from canarylab.kube.lab import DEFAULT_METRICS_SERVER
-
+    metrics_server = _metrics_server(args.metrics_server) if args.metrics_server else DEFAULT_METRICS_SERVER
     lab = KubeLab(args.context, args.namespaces, readonly=args.readonly, in_cluster=args.in_cluster, wait=True,
-                  log=log_line(sys.stderr), metrics_server=args.metrics_server or DEFAULT_METRICS_SERVER,
+                  log=log_line(sys.stderr), metrics_server=metrics_server,
                   serviceaccount_dir=args.serviceaccount_dir, mesh_provider=args.mesh_provider)
     endpoint = probes = None
     if args.metrics_addr is not None:

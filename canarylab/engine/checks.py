@@ -172,9 +172,11 @@ async def _builtin(ctx: TickContext, metric: CanaryMetric) -> bool:
     q = builtin_query(ctx, metric)
     rate = metric.name == "request-success-rate"
     unit = "%" if rate else "ms"
-    suffix = ": {err}" if rate else ""  # Flagger's duration variant has no reason
+    # Flagger's Linkerd observer wraps the provider's error ("running query failed: no values found"); its
+    # duration variant of the no-values message carries no reason at all.
+    suffix = ": running query failed: {err}" if rate else ""
     value = await _measure(
-        ctx, metric, q, unit=unit, failed="Prometheus query failed: {err}",
+        ctx, metric, q, unit=unit, failed="Prometheus query failed: running query failed: {err}",
         no_values=f"Halt advancement no values found for linkerd metric {metric.name} probably "
                   f"{c.target_key} is not receiving traffic{suffix}",
     )  # fmt: skip

@@ -31,6 +31,7 @@ import kr8s
 import kr8s.asyncio
 from kr8s.asyncio import Api
 
+from canarylab.engine.event_correlator import EventCorrelator
 from canarylab.engine.kinds import EVENT, Kind, Obj, kind_of
 from canarylab.engine.ports import Clock, ClusterError, Conflict, NotFound, WatchEvent
 from canarylab.errors import UserError
@@ -195,7 +196,7 @@ class KubeCluster:
         self.backoff = backoff
         self.writes = 0
         """How many writes this adapter sent (tests and the status line use it)."""
-        self._events: dict[tuple[str, str, str, str, str, str], tuple[str, int]] = {}
+        self._correlator = EventCorrelator()
         self._unreachable = False
         # No timeout at all is kr8s's default: a black-holed API server would hang the engine forever.
         api.timeout = httpx.Timeout(30.0, connect=5.0)
@@ -439,7 +440,9 @@ class KubeCluster:
         """Record a Kubernetes Event about ``involved`` as client-go's recorder does for Flagger.
 
         Repeats (same object, type, reason and message) bump ``count`` and ``lastTimestamp`` of the first
-        Event instead of creating another, so ``kubectl describe canary`` shows ``x10 over 6m``.
+        Event instead of creating another, so ``kubectl describe canary`` shows ``x10 over 6m``; from the tenth
+        distinct message in ten minutes they are ``(combined from similar events)``, and past 25 Events of one
+        type per object the rest are dropped (:mod:`canarylab.engine.event_correlator`).
         """
         meta = involved.get("metadata") or {}
         namespace = meta.get("namespace") or "default"
@@ -448,36 +451,33 @@ class KubeCluster:
                "resourceVersion": meta.get("resourceVersion", "")}
         now = self._now()
         stamp = rfc3339(now)
-        key = (namespace, ref["kind"], ref["name"], type, reason, message)
-        if key in self._events:
-            event_name, count = self._events[key]
-            self._guard("patch", EVENT, namespace, event_name)
-            try:
-                await self._request("PATCH", EVENT, namespace, event_name,
-                                    body={"count": count + 1, "lastTimestamp": stamp},
-                                    content_type="application/merge-patch+json")
-                self._events[key] = (event_name, count + 1)
-                self._wrote("patch", EVENT, namespace, event_name, "count")
-                return
-            except NotFound:  # expired (Events live an hour): record it afresh
-                del self._events[key]
+        obj_key = (namespace, ref["kind"], ref["name"], ref["uid"], ref["apiVersion"])
         # client-go names Events <object>.<unix nanoseconds in hex>.
-        event_name = f"{ref['name']}.{int(now * 1e9):x}"
+        d = self._correlator.correlate(obj_key, type, reason, message, now, f"{ref['name']}.{int(now * 1e9):x}")
+        if d.skip:
+            return
+        if d.patch:
+            self._guard("patch", EVENT, namespace, d.name)
+            try:
+                await self._request("PATCH", EVENT, namespace, d.name,
+                                    body={"count": d.count, "lastTimestamp": stamp, "message": d.message},
+                                    content_type="application/merge-patch+json")
+                self._wrote("patch", EVENT, namespace, d.name, "count")
+                return
+            except NotFound:  # expired (Events live an hour): client-go creates it again under the same name
+                pass
         event: Obj = {
             "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": event_name, "namespace": namespace},
-            "involvedObject": ref, "reason": reason, "message": message, "type": type,
+            "metadata": {"name": d.name, "namespace": namespace},
+            "involvedObject": ref, "reason": reason, "message": d.message, "type": type,
             "source": {"component": "flagger"}, "reportingComponent": "flagger", "reportingInstance": "canarylab",
-            "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
+            "firstTimestamp": rfc3339(d.first), "lastTimestamp": stamp, "count": d.count,
         }
         try:
             await self.create(event)
         except Conflict:  # two Events in the same nanosecond: keep the name unique
-            event["metadata"]["name"] = event_name = f"{event_name}{len(self._events) % 16:x}"
+            event["metadata"]["name"] = f"{d.name}{int(now * 1e9) % 16:x}"
             await self.create(event)
-        self._events[key] = (event_name, 1)
-        if len(self._events) > 4096:  # bound the cache like client-go's LRU
-            self._events.pop(next(iter(self._events)))
 
     # ------------------------------------------------------------------------------------ watches
 

@@ -245,7 +245,7 @@ class SimMetrics:
                 "or --prometheus local to evaluate query and templateRef checks"
             )
         if math.isnan(value):
-            raise NoValuesFound(f"no values found for query {' '.join(q.query.split())}")
+            raise NoValuesFound("no values found")  # Flagger's ErrNoValuesFound, word for word
         return value
 
     async def is_online(self, address: str | None) -> bool:

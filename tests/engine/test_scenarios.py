@@ -209,7 +209,8 @@ async def test_18_no_values_is_a_failed_check_naming_the_traffic_problem(lab: La
     lab.metrics.set("request-success-rate", NoValuesFound("no values found"))
     await lab.tick()
     assert lab.warnings()[-1] == ("Halt advancement no values found for linkerd metric request-success-rate "
-                                  "probably podinfo.test is not receiving traffic: no values found")
+                                  "probably podinfo.test is not receiving traffic: "
+                                  "running query failed: no values found")
     assert lab.status["failedChecks"] == 1
 
 
@@ -218,7 +219,7 @@ async def test_18b_provider_errors_fail_the_check_and_recovery_is_announced_once
     await lab.tick()
     lab.metrics.set("request-success-rate", MetricsError("connection refused"))
     await lab.tick(2)
-    assert lab.warnings()[-1] == "Prometheus query failed: connection refused"
+    assert lab.warnings()[-1] == "Prometheus query failed: running query failed: connection refused"
     lab.metrics.set("request-success-rate", 100)
     await lab.tick(2)
     assert lab.messages().count("all the metrics providers are available!") == 2  # init + once on recovery

@@ -129,3 +129,14 @@ async def test_engine_metrics_addr_must_be_host_and_port(kubeconfig: Path, tmp_p
         _, err = await proc.communicate()
     assert proc.returncode == 2
     assert "--metrics-addr 'localhost:http': expected HOST:PORT or :PORT" in err.decode()
+
+
+async def test_engine_metrics_server_must_be_an_http_url(kubeconfig: Path, tmp_path: Path) -> None:
+    # --metrics-server is Flagger's -metrics-server: a Prometheus URL, refused before anything connects
+    proc = await start(kubeconfig, tmp_path / "cache", "--context", "kmock", "--namespace", "test",
+                       "--metrics-server", "prometheus:9090")
+    async with asyncio.timeout(20):
+        _, err = await proc.communicate()
+    text = err.decode()
+    assert proc.returncode == 2, text
+    assert "--metrics-server 'prometheus:9090' is not an http(s) URL" in text and "Traceback" not in text

@@ -112,8 +112,11 @@ def test_the_trafficsplit_crd_validates_what_the_linkerd_router_writes() -> None
     # (tests/realapi applies it to a real API server; here its schema meets a TrafficSplit as Flagger writes it)
     (crd,) = docs("crds/smi-trafficsplit.yaml")
     assert crd["metadata"]["name"] == "trafficsplits.split.smi-spec.io"
-    version = crd["spec"]["versions"][0]
-    assert version["name"] == "v1alpha2" and version["served"] and version["storage"]
+    versions = {v["name"]: v for v in crd["spec"]["versions"]}
+    version = versions["v1alpha2"]
+    assert version["served"] and version["storage"]
+    # the real Flagger's linkerd router reads and writes v1alpha1 (weights as quantities): served, not stored
+    assert versions["v1alpha1"]["served"] and not versions["v1alpha1"]["storage"]
     split = {"apiVersion": "split.smi-spec.io/v1alpha2", "kind": "TrafficSplit", "metadata": {"name": "podinfo"},
              "spec": {"service": "podinfo", "backends": [{"service": "podinfo-canary", "weight": 5},
                                                          {"service": "podinfo-primary", "weight": 95}]}}

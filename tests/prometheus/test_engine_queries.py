@@ -135,4 +135,5 @@ async def test_a_prometheus_error_is_a_failed_check_with_the_reason(api: Recordi
     [check] = checks.checks()
     assert (check.ok, check.value) == (False, None)
     assert check.error.startswith("error response: Status 400 Bad Request: ")
-    assert checks.warnings() == [f"Prometheus query failed: {check.error}"]
+    # Flagger's Linkerd observer wraps the provider's error: "running query failed: <error>"
+    assert checks.warnings() == [f"Prometheus query failed: running query failed: {check.error}"]

@@ -210,7 +210,7 @@ async def test_prometheus_stopped_mid_run_fails_checks_then_the_run_recovers(
         failed = next(c for c in run.checks("steady") if c.error)
         reason = f"cannot reach Prometheus at {prom.url}: Connection refused"
         assert (failed.ok, failed.value, failed.error) == (False, None, reason)
-        assert f"Prometheus query failed: {reason}" in run.warnings("steady")
+        assert f"Prometheus query failed: running query failed: {reason}" in run.warnings("steady")
         # When it comes back on the same port and data
         await prom.start()
         # Then the next analysis passes its checks again, and the engine says once that the provider is back
