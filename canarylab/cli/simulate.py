@@ -1,7 +1,8 @@
 """``canarylab simulate``: the simulated lab headless, a scripted scenario, events as text or JSON.
 
 Exit codes: 0 every Canary that started a run Succeeded, 1 one Failed, 2 invalid input (file, YAML,
-spec, scenario), 3 the ``--timeout`` (lab time) passed first.
+spec, scenario), 3 the ``--timeout`` (lab time) passed first, 130/143 SIGINT/SIGTERM (the lab is stopped, a
+local Prometheus and its temporary TSDB removed, and the result is printed marked interrupted).
 """
 
 from __future__ import annotations
@@ -129,6 +130,9 @@ class Simulation:
                       f"http://{self.lab.metrics_server.target}/metrics", file=self.err, flush=True)
             try:
                 return await self._drive()
+            except asyncio.CancelledError:
+                self._finish(EXIT_TIMEOUT, interrupted=True)  # SIGINT/SIGTERM: the code comes from the signal
+                raise
             finally:
                 await self.lab.stop()
         finally:
@@ -189,7 +193,9 @@ class Simulation:
         except (EngineError, ClusterError, UserError, ValueError) as err:
             print(f"canarylab: scenario {step.describe()} was not applied: {err}", file=self.err, flush=True)
 
-    def _finish(self, code: int) -> int:
+    def _finish(self, code: int, *, interrupted: bool = False) -> int:
+        if self.finished:
+            return code
         self.finished = True
         canaries = [
             {"namespace": ns, "name": name, "phase": status.get("phase") or "",
@@ -198,14 +204,25 @@ class Simulation:
         ]  # fmt: skip
         elapsed = self.lab.elapsed()
         if self.as_json:
-            print(json.dumps({"kind": "result", "time": round(elapsed, 3), "canaries": canaries}), file=self.out,
-                  flush=True)
+            result: dict[str, object] = {"kind": "result", "time": round(elapsed, 3), "canaries": canaries}
+            if interrupted:
+                result.update(interrupted=True, signal=_signal_name())
+            print(json.dumps(result), file=self.out, flush=True)
         else:
+            if interrupted:
+                print(f"canarylab: interrupted ({_signal_name()}) after {_show(elapsed)} of lab time; the lab is "
+                      "stopped.", file=self.err, flush=True)
             for c in canaries:
                 print(f"canarylab: {c['name']}.{c['namespace']} {c['phase'] or 'not initialized'} (canary weight "
                       f"{c['canaryWeight']}, failed checks {c['failedChecks']}) after {_show(elapsed)} of lab time",
                       file=self.err, flush=True)
         return code
+
+
+def _signal_name() -> str:
+    from canarylab.cli import interrupted_by
+
+    return interrupted_by() or "SIGINT"
 
 
 def _interval(canary: Obj) -> float:

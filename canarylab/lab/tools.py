@@ -27,7 +27,7 @@ class DownloadError(UserError):
     """A tool could not be downloaded or did not match its pinned checksum."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, exit_code=1)
+        super().__init__(message)
 
 
 def _fetch(url: str, client: httpx.Client) -> bytes:

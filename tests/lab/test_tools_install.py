@@ -144,7 +144,7 @@ def test_tools_install_with_a_bad_checksum_fails_without_traceback(
         "version": "v1", "min_version": "0.1.0", "url": f"{base}/kind-{{os}}-{{arch}}", "sha256": {plat: "ab" * 32}}
         for t in ("kind", "kubectl", "linkerd", "helm")}}))
     monkeypatch.setenv("CANARYLAB_VERSIONS", str(versions_file))
-    assert main(["tools", "install"]) == 1
+    assert main(["tools", "install"]) == 2
     err = capsys.readouterr().err
     assert "checksum mismatch" in err and "Traceback" not in err
     assert not (cache / "bin" / "kind").exists()
