@@ -41,6 +41,7 @@ EXIT_TIMEOUT = 3
 EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE in sysexits.h
 EXIT_SIGINT = 128 + signal.SIGINT  # 130
 EXIT_SIGTERM = 128 + signal.SIGTERM  # 143
+EXIT_PIPE_CLOSED = 128 + signal.SIGPIPE  # 141
 
 EXIT_CODES: dict[int, str] = {
     EXIT_SUCCEEDED: "succeeded",
@@ -49,6 +50,7 @@ EXIT_CODES: dict[int, str] = {
     EXIT_TIMEOUT: "the timeout passed first",
     EXIT_INTERNAL_ERROR: "internal error: a bug in canarylab (the traceback is written to a file, named on stderr)",
     EXIT_SIGINT: "interrupted (SIGINT, Ctrl-C)",
+    EXIT_PIPE_CLOSED: "stopped: the reader of stdout went away (EPIPE, e.g. `| head`)",
     EXIT_SIGTERM: "interrupted (SIGTERM)",
 }
 """Every exit code any command returns, and what it means."""
@@ -194,7 +196,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
 
     p = _command(sub, "simulate", "the simulated lab headless: a scripted scenario, events as text or JSON",
                  ["canarylab simulate -f my-canary.yaml --scenario faults.yaml --json --timeout 30m"],
-                 [EXIT_SUCCEEDED, EXIT_CANARY_FAILED, EXIT_TIMEOUT])
+                 [EXIT_SUCCEEDED, EXIT_CANARY_FAILED, EXIT_TIMEOUT, EXIT_PIPE_CLOSED])
     _add_lab_inputs(p)
     p.add_argument("--scenario", metavar="FILE", help="YAML list of steps (default: set image to 3.1.1 at 0s)")
     p.add_argument("--json", action="store_true",
@@ -352,6 +354,16 @@ def _report_bug(err: BaseException, argv: Sequence[str]) -> int:
     return EXIT_INTERNAL_ERROR
 
 
+def _silence_stdout() -> None:
+    """stdout's reader is gone: point stdout at /dev/null so the interpreter's last flush cannot complain."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout is not a file descriptor (tests capture it)
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``canarylab`` console script; returns one of :data:`EXIT_CODES`."""
     parser, handlers = build_parser()
@@ -380,6 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 signals.note_sigint()
                 return signals.interrupt_code()
             return _report_bug(err, given)
+        if code == EXIT_PIPE_CLOSED:
+            _silence_stdout()
         if _signals:
             return signals.interrupt_code()  # the command stopped on a signal and returned normally
         if code not in EXIT_CODES:

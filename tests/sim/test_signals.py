@@ -117,3 +117,19 @@ def test_sigterm_before_the_lab_starts_exits_143_without_a_traceback(tmp_path: P
     returncode, _, err = _finish(proc, signal.SIGTERM)
     assert returncode in (143, -signal.SIGTERM)  # a signal before main() installed its handler kills outright
     assert "Traceback" not in err
+
+
+def test_a_reader_that_goes_away_ends_the_run_with_141(tmp_path: Path) -> None:
+    """``canarylab simulate | head -3`` used to run on, busy, until --timeout (1 h of lab time)."""
+    proc = _start(tmp_path, "--timeout", "100h")
+    _read_until(proc, '"kind": "event"')
+    assert proc.stdout is not None
+    proc.stdout.close()
+    try:
+        proc.wait(timeout=WAIT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("simulate kept running after its reader went away") from None
+    assert proc.returncode == 141
+    err = proc.stderr.read() if proc.stderr else ""
+    assert "Traceback" not in err and "BrokenPipeError" not in err

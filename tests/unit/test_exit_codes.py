@@ -86,4 +86,4 @@ def test_keyboard_interrupt_is_130(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_documented_set() -> None:
-    assert sorted(EXIT_CODES) == [0, 1, 2, 3, 70, 130, 143]
+    assert sorted(EXIT_CODES) == [0, 1, 2, 3, 70, 130, 141, 143]
