@@ -184,7 +184,8 @@ async def serve(lab: KubeLab, json_lines: bool, out: TextIO, endpoint: MetricsEn
         lab.log(f"leading: this engine ({elector.identity}) holds the lease {elector.where}; starting the engine")
     try:
         await lab.start()
-        unsubscribe = lab.engine.subscribe(printer(json_lines, out, lab.clock.now()))
+        start = lab.clock.now()
+        unsubscribe = lab.engine.subscribe(printer(json_lines, out, start))
         if endpoint is not None:
             recorder = FlaggerMetrics(lab.engine.facts, version=__version__, mesh_provider=lab.mesh_provider)
             lab.engine.subscribe(recorder.record)
@@ -193,9 +194,13 @@ async def serve(lab: KubeLab, json_lines: bool, out: TextIO, endpoint: MetricsEn
             probes.started = True
         try:
             if elector is None:
-                await lab.join()  # the engine runs until cancelled (Ctrl-C)
+                await lab.join()  # the engine runs until cancelled (Ctrl-C, SIGTERM)
             else:
                 await _lead(lab, elector)
+        except asyncio.CancelledError:
+            if json_lines:
+                print(json.dumps(interrupted_result(lab, lab.clock.now() - start)), file=out, flush=True)
+            raise
         finally:
             unsubscribe()
             await lab.stop()
@@ -228,6 +233,16 @@ def _on_sigterm() -> None:
     if task is not None:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGTERM, task.cancel)
+
+
+def interrupted_result(lab: KubeLab, elapsed: float) -> dict[str, Any]:
+    """The last ``--json`` line when a signal stops the engine: every Canary's state, marked interrupted."""
+    from canarylab.cli import interrupted_by
+
+    canaries = [{"namespace": s.namespace, "name": s.name, "phase": s.phase, "canaryWeight": s.canary_weight,
+                 "failedChecks": s.failed_checks} for s in lab.engine.canary_states()]
+    return {"kind": "result", "time": round(elapsed, 3), "canaries": canaries, "interrupted": True,
+            "signal": interrupted_by() or "SIGINT"}
 
 
 def run(args: argparse.Namespace) -> int:
