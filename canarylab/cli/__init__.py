@@ -277,6 +277,11 @@ def interrupted_by() -> str | None:
     return signal.Signals(_signals[-1]).name if _signals else None
 
 
+def note_signal(signum: int) -> None:
+    """Record that ``signum`` stopped the command (for handlers installed on the event loop itself)."""
+    _signals.append(signum)
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     """SIGTERM does what SIGINT does: under ``asyncio.run`` the main task is cancelled (its ``finally``
     blocks stop child processes and remove temporary folders), elsewhere ``KeyboardInterrupt`` is raised."""

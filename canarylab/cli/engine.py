@@ -231,8 +231,14 @@ def _on_sigterm() -> None:
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
     if task is not None:
+        from canarylab.cli import note_signal
+
+        def stop() -> None:
+            note_signal(signal.SIGTERM)  # exit code 143, and the --json result line says SIGTERM
+            task.cancel()
+
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+            loop.add_signal_handler(signal.SIGTERM, stop)
 
 
 def interrupted_result(lab: KubeLab, elapsed: float) -> dict[str, Any]:
@@ -269,7 +275,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(main())
     except asyncio.CancelledError:
-        return 0  # SIGTERM: stopped cleanly
+        from canarylab.cli import EXIT_SIGTERM
+
+        return EXIT_SIGTERM  # SIGTERM: stopped cleanly (the Lease released), exit 143 like every command
     except ClusterError as err:
         raise UserError(f"the engine stopped: {err}") from None
     finally:
