@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo simulate test lint test-cluster bench clean substrate conformance
+.PHONY: demo simulate test fuzz lint test-cluster bench clean substrate conformance
 
 # `make demo` installs only what the dashboard needs; the test toolchain comes with `make test`/`make lint`.
 # uv (from PyPI, into the venv) fetches packages in parallel: on these machines ~12 s for the demo's packages
@@ -47,6 +47,10 @@ test: lint  ## everything CI runs
 
 substrate:  ## build the pinned control plane, KWOK and Flagger from Go modules (cached; no-op when current)
 	substrate/build
+
+fuzz: $(BIN)/.installed  ## the fuzz suite with many more examples, fresh random inputs (about 10-15 minutes)
+	CANARYLAB_FUZZ_EXAMPLES=$${CANARYLAB_FUZZ_EXAMPLES:-150} CANARYLAB_FUZZ_RANDOM=1 $(BIN)/pytest -q -s -p no:cacheprovider \
+		--timeout 3600 --hypothesis-show-statistics tests/fuzz
 
 test-cluster: $(BIN)/.installed  ## the real-cluster tests (needs Docker, kind and internet)
 	$(BIN)/pytest -q -m cluster

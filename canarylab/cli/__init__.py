@@ -10,19 +10,52 @@ One module per command family turns the parsed flags into calls on the layers:
 * :mod:`canarylab.cli.kwok` - ``up --runtime kwok``, ``down``, ``env``, ``doctor --runtime kwok`` (the Docker-free lab).
 
 Handlers are imported lazily, so ``canarylab simulate`` starts without loading Textual or kr8s.
+
+Exit codes mean one thing each, for every command (:data:`EXIT_CODES`): 0 succeeded, 1 a Canary failed,
+2 bad input (something the user must fix: a file, a flag, a tool, a cluster), 3 timeout, 70 an internal error
+(a bug: the traceback goes to a file under the cache directory), 130 SIGINT, 143 SIGTERM. SIGTERM is handled
+like SIGINT: the command's task is cancelled, so child processes stop and temporary folders go.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
+import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import FrameType
 
 from canarylab import __version__
 from canarylab.errors import UserError
 
 Handler = Callable[[argparse.Namespace], int]
+
+EXIT_SUCCEEDED = 0
+EXIT_CANARY_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_TIMEOUT = 3
+EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE in sysexits.h
+EXIT_SIGINT = 128 + signal.SIGINT  # 130
+EXIT_SIGTERM = 128 + signal.SIGTERM  # 143
+EXIT_PIPE_CLOSED = 128 + signal.SIGPIPE  # 141
+
+EXIT_CODES: dict[int, str] = {
+    EXIT_SUCCEEDED: "succeeded",
+    EXIT_CANARY_FAILED: "a Canary failed (rolled back)",
+    EXIT_BAD_INPUT: "bad input: a file, flag, tool or cluster to fix (the message says which and how)",
+    EXIT_TIMEOUT: "the timeout passed first",
+    EXIT_INTERNAL_ERROR: "internal error: a bug in canarylab (the traceback is written to a file, named on stderr)",
+    EXIT_SIGINT: "interrupted (SIGINT, Ctrl-C)",
+    EXIT_PIPE_CLOSED: "stopped: the reader of stdout went away (EPIPE, e.g. `| head`)",
+    EXIT_SIGTERM: "interrupted (SIGTERM)",
+}
+"""Every exit code any command returns, and what it means."""
 
 
 def _positive_float(text: str) -> float:
@@ -124,27 +157,52 @@ def _add_cluster_inputs(p: argparse.ArgumentParser) -> None:
                    help="reach in-cluster URLs (webhooks, Prometheus) directly, not via the API server proxy")
 
 
+def _epilog(examples: Sequence[str], codes: Sequence[int]) -> str:
+    lines = ["example:" if len(examples) == 1 else "examples:"]
+    lines += [f"  {e}" for e in examples]
+    lines += ["", "exit codes:"]
+    lines += [f"  {code:<4}{EXIT_CODES[code]}" for code in codes]
+    return "\n".join(lines)
+
+
+_ALWAYS = (EXIT_BAD_INPUT, EXIT_INTERNAL_ERROR, EXIT_SIGINT, EXIT_SIGTERM)
+
+
+def _command(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str,
+             examples: Sequence[str], codes: Sequence[int]) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` gives a one-line description, examples and its exit codes."""
+    return sub.add_parser(name, help=summary, description=summary[:1].upper() + summary[1:] + ".",
+                          epilog=_epilog(examples, sorted({*codes, *_ALWAYS})),
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
     """The argument parser and, per command, the ``module:function`` that runs it."""
     parser = argparse.ArgumentParser(
         prog="canarylab",
         description="Canary releases with Flagger's semantics: a simulated lab, a live dashboard, a kind lab.",
+        epilog=_epilog(["canarylab simulate --json", "canarylab COMMAND --help"], sorted(EXIT_CODES)),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"canarylab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     handlers: dict[str, str] = {}
 
-    p = sub.add_parser("demo", help="the dashboard on the simulated lab (the default command)")
+    p = _command(sub, "demo", "the dashboard on the simulated lab (the default command)",
+                 ["canarylab demo --speed 10 -f my-canary.yaml"], [EXIT_SUCCEEDED])
     _add_lab_inputs(p)
     p.add_argument("--speed", type=_positive_float, default=None, metavar="X",
                    help="run the lab X times real time (default 5; 1 with --prometheus)")
     p.add_argument("--readonly", action="store_true", help="hide every key that changes anything")
     handlers["demo"] = "canarylab.cli.demo:run_demo"
 
-    p = sub.add_parser("simulate", help="the simulated lab headless: a scripted scenario, events as text or JSON")
+    p = _command(sub, "simulate", "the simulated lab headless: a scripted scenario, events as text or JSON",
+                 ["canarylab simulate -f my-canary.yaml --scenario faults.yaml --json --timeout 30m"],
+                 [EXIT_SUCCEEDED, EXIT_CANARY_FAILED, EXIT_TIMEOUT, EXIT_PIPE_CLOSED])
     _add_lab_inputs(p)
     p.add_argument("--scenario", metavar="FILE", help="YAML list of steps (default: set image to 3.1.1 at 0s)")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per line; the last is the result (marked interrupted on a signal)")
     p.add_argument("--speed", type=_positive_float, default=None, metavar="X",
                    help="run X times real time (default: virtual time, as fast as possible)")
     p.add_argument("--timeout", default="1h", metavar="DURATION",
@@ -153,27 +211,31 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
                    help="post analysis.alerts to their AlertProviders (default: print them, send nothing)")
     handlers["simulate"] = "canarylab.cli.simulate:run"
 
-    p = sub.add_parser("ui", help="the dashboard and the engine on a real cluster")
+    p = _command(sub, "ui", "the dashboard and the engine on a real cluster",
+                 ["canarylab ui --context kind-canarylab -n test --readonly"], [EXIT_SUCCEEDED])
     _add_cluster_inputs(p)
     add_validate_flag(p)  # the keymap file is YAML the user gives
     handlers["ui"] = "canarylab.cli.demo:run_ui"
 
-    p = sub.add_parser("engine", help="the engine headless on a real cluster (events as text or JSON)")
+    p = _command(sub, "engine", "the engine headless on a real cluster (events as text or JSON) until stopped",
+                 ["canarylab engine --context prod --namespace team-a --json"], [])
     _add_cluster_inputs(p)
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per line; on SIGINT/SIGTERM a last result line marked interrupted")
     p.add_argument("--metrics-addr", metavar="HOST:PORT",
                    help="serve Flagger's metrics (flagger_canary_*) on /metrics, and /healthz and /readyz, "
                         "at HOST:PORT (:PORT binds 127.0.0.1)")
     _add_engine_flags(p)
     handlers["engine"] = "canarylab.cli.engine:run"
 
-    p = sub.add_parser("learn", help="guided lessons on screen, on the simulated lab or a real one",
-                       description="Guided workshop lessons in the dashboard. Progress is saved; run again to "
-                                   "resume where you stopped.")
+    p = _command(sub, "learn", "guided lessons on screen, on the simulated lab or a real one",
+                 ["canarylab learn 1", "canarylab learn --list", "canarylab learn --check"],
+                 [EXIT_SUCCEEDED, EXIT_CANARY_FAILED])
     p.add_argument("lesson", nargs="?", metavar="LESSON", help="start (or resume) this lesson: a number or an id")
     p.add_argument("--list", action="store_true", help="list the lessons and your progress, then exit")
     p.add_argument("--check", nargs="?", const="", default=None, metavar="LESSON",
-                   help="play every lesson (or LESSON) automatically on the simulated lab; exit 0 when all complete")
+                   help="play every lesson (or LESSON) automatically on the simulated lab; exit 0 when all complete, "
+                        "1 when one fails")
     p.add_argument("--reset", action="store_true", help="forget your saved progress (every lesson starts over)")
     p.add_argument("--speed", type=_positive_float, default=None, metavar="X",
                    help="run the simulated lab X times real time (default 2)")
@@ -182,7 +244,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
     _add_cluster_inputs(p)
     handlers["learn"] = "canarylab.cli.learn:run"
 
-    p = sub.add_parser("up", help="build the local lab: on kind (Docker), or --runtime kwok without Docker")
+    p = _command(sub, "up", "build the local lab: on kind (Docker), or --runtime kwok without Docker",
+                 ["canarylab up --runtime kwok", "canarylab up --router smi --no-tui"], [EXIT_SUCCEEDED])
     p.add_argument("--runtime", choices=["kind", "kwok"], default="kind",
                    help="kind: a kind cluster with Linkerd (needs Docker; default); kwok: a real API server on "
                         "127.0.0.1 with KWOK pods and the simulated data plane, in the background until `down`")
@@ -198,24 +261,31 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
                         "from deploy/base (image built from the wheel); the dashboard then only watches")
     handlers["up"] = "canarylab.cli.lab:run_up"
 
-    p = sub.add_parser("down", help="stop the Docker-free lab, or delete the kind cluster (only what canarylab made)")
+    p = _command(sub, "down", "stop the Docker-free lab, or delete the kind cluster (only what canarylab made)",
+                 ["canarylab down", "canarylab down --runtime kind --name lab2"], [EXIT_SUCCEEDED])
     p.add_argument("--runtime", choices=["kind", "kwok"], default=None,
                    help="which lab (default: the Docker-free lab if it is there, else the kind cluster)")
     p.add_argument("--name", default="canarylab", help="kind cluster name")
     handlers["down"] = "canarylab.cli.lab:run_down"
 
-    p = sub.add_parser("env", help="shell exports for the Docker-free lab: eval \"$(canarylab env)\"")
+    p = _command(sub, "env", "shell exports for the Docker-free lab: eval \"$(canarylab env)\"",
+                 ['eval "$(canarylab env)"'], [EXIT_SUCCEEDED])
     handlers["env"] = "canarylab.cli.kwok:run_env"
 
-    p = sub.add_parser("doctor", help="preflight checks: what the lab needs and how to get it")
+    p = _command(sub, "doctor", "preflight checks: what the lab needs and how to get it (exit 2 when one is fatal)",
+                 ["canarylab doctor", "canarylab doctor --runtime kwok"], [EXIT_SUCCEEDED])
     p.add_argument("--runtime", choices=["kind", "kwok"], default="kind",
                    help="kind: Docker, tools, system, cluster (default); kwok: the Docker-free lab's binaries")
     p.add_argument("--name", default="canarylab", help="kind cluster name")
     handlers["doctor"] = "canarylab.cli.lab:run_doctor"
 
-    p = sub.add_parser("tools", help="manage the lab's command-line tools")
+    p = _command(sub, "tools", "manage the lab's command-line tools", ["canarylab tools install"], [EXIT_SUCCEEDED])
     tools = p.add_subparsers(dest="tools_command", metavar="ACTION", required=True)
-    p = tools.add_parser("install", help="download the pinned release binaries into the user cache (SHA-256 checked)")
+    p = tools.add_parser("install", help="download the pinned release binaries into the user cache (SHA-256 checked)",
+                         description="Download the pinned release binaries into the user cache (SHA-256 checked).",
+                         epilog=_epilog(["canarylab tools install", "canarylab tools install --runtime kwok"],
+                                        sorted({EXIT_SUCCEEDED, *_ALWAYS})),
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runtime", choices=["kind", "kwok"], default="kind",
                    help="kind: kind, kubectl, linkerd, helm (default); kwok: kube-apiserver, "
                         "kube-controller-manager, kube-scheduler, kubectl, etcd, kwok for `up --runtime kwok`")
@@ -230,17 +300,141 @@ def _load(spec: str) -> Handler:
     return handler
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``canarylab`` console script."""
-    parser, handlers = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:  # bare `canarylab` opens the demo
-        args = parser.parse_args(["demo", *(argv or [])])
-    try:
-        return _load(handlers[args.command])(args)
-    except UserError as err:
-        print(f"canarylab: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        return 130
+# ------------------------------------------------------------------------------------------- signals
 
+_signals: list[int] = []
+"""The signals that interrupted the running command (SIGINT, SIGTERM), in order."""
+
+
+def interrupted_by() -> str | None:
+    """``"SIGTERM"`` or ``"SIGINT"`` once a signal asked the command to stop, else ``None``."""
+    return signal.Signals(_signals[-1]).name if _signals else None
+
+
+def note_signal(signum: int) -> None:
+    """Record that ``signum`` stopped the command (for handlers installed on the event loop itself)."""
+    _signals.append(signum)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM does what SIGINT does: under ``asyncio.run`` the main task is cancelled (its ``finally``
+    blocks stop child processes and remove temporary folders), elsewhere ``KeyboardInterrupt`` is raised."""
+    _signals.append(signum)
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)  # Python's default raises KeyboardInterrupt; asyncio's cancels the task
+    else:
+        raise KeyboardInterrupt
+
+
+class _Signals:
+    """Route SIGTERM to the SIGINT handler for the duration of a command (main thread only)."""
+
+    def __enter__(self) -> _Signals:
+        _signals.clear()
+        self._previous: signal.Handlers | Callable[..., object] | int | None = None
+        self._sigint = signal.getsignal(signal.SIGINT)
+        try:
+            self._previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        except ValueError:  # not the main thread (a test calling main from a worker)
+            self._previous = None
+        self._installed = self._previous is not None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGTERM, self._previous)
+
+    def interrupt_code(self) -> int:
+        return 128 + (_signals[-1] if _signals else signal.SIGINT)
+
+    def note_sigint(self) -> None:
+        if not _signals or _signals[-1] != signal.SIGTERM:
+            _signals.append(signal.SIGINT)
+
+
+# ------------------------------------------------------------------------------------------- errors
+
+def _leaves(err: BaseException) -> Iterator[BaseException]:
+    """The exceptions inside (nested) exception groups, or ``err`` itself."""
+    if isinstance(err, BaseExceptionGroup):
+        for inner in err.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield err
+
+
+def crash_dir() -> Path:
+    """Where internal errors leave their traceback: ``<cache>/crashes`` (``CANARYLAB_CACHE_DIR`` moves it)."""
+    override = os.environ.get("CANARYLAB_CACHE_DIR")
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    root = Path(override) if override else (Path(xdg) if xdg else Path.home() / ".cache") / "canarylab"
+    return root / "crashes"
+
+
+def _report_bug(err: BaseException, argv: Sequence[str]) -> int:
+    """Write the traceback to a file and print one short line that says it is a bug and where that file is."""
+    text = (f"canarylab {__version__} (Python {sys.version.split()[0]})\n"
+            f"command: canarylab {' '.join(argv)}\n\n" + "".join(traceback.format_exception(err)))
+    name = f"crash-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}.txt"
+    where: Path | None = None
+    for folder in (crash_dir(), Path(os.environ.get("TMPDIR", "/tmp"))):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text)
+            where = folder / name
+            break
+        except OSError:
+            continue
+    summary = f"{type(err).__name__}: {err}".splitlines()[0][:200]
+    place = f"the traceback is in {where}" if where else "the traceback could not be written"
+    print(f"canarylab: internal error ({summary}). This is a bug in canarylab, not in your input; {place}. "
+          "Please report it with that file.", file=sys.stderr, flush=True)
+    return EXIT_INTERNAL_ERROR
+
+
+def _silence_stdout() -> None:
+    """stdout's reader is gone: point stdout at /dev/null so the interpreter's last flush cannot complain."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout is not a file descriptor (tests capture it)
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``canarylab`` console script; returns one of :data:`EXIT_CODES`."""
+    parser, handlers = build_parser()
+    given = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(given)
+    if args.command is None:  # bare `canarylab` opens the demo
+        args = parser.parse_args(["demo", *given])
+    with _Signals() as signals:
+        try:
+            code = _load(handlers[args.command])(args)
+        except KeyboardInterrupt:
+            signals.note_sigint()
+            return signals.interrupt_code()
+        except asyncio.CancelledError:  # the main task was cancelled by a signal and did not re-raise it
+            signals.note_sigint()
+            return signals.interrupt_code()
+        except BaseException as err:  # the one place that turns any surprise into exit 70
+            if isinstance(err, SystemExit):
+                raise
+            leaves = list(_leaves(err))
+            users = [e for e in leaves if isinstance(e, UserError)]
+            if users and len(users) == len(leaves):
+                print(f"canarylab: {users[0]}", file=sys.stderr)
+                return users[0].exit_code
+            if leaves and all(isinstance(e, KeyboardInterrupt | asyncio.CancelledError) for e in leaves):
+                signals.note_sigint()
+                return signals.interrupt_code()
+            return _report_bug(err, given)
+        if code == EXIT_PIPE_CLOSED:
+            _silence_stdout()
+        if _signals:
+            return signals.interrupt_code()  # the command stopped on a signal and returned normally
+        if code not in EXIT_CODES:
+            return _report_bug(RuntimeError(f"the command returned the undocumented exit code {code}"), given)
+        return code

@@ -184,7 +184,8 @@ async def serve(lab: KubeLab, json_lines: bool, out: TextIO, endpoint: MetricsEn
         lab.log(f"leading: this engine ({elector.identity}) holds the lease {elector.where}; starting the engine")
     try:
         await lab.start()
-        unsubscribe = lab.engine.subscribe(printer(json_lines, out, lab.clock.now()))
+        start = lab.clock.now()
+        unsubscribe = lab.engine.subscribe(printer(json_lines, out, start))
         if endpoint is not None:
             recorder = FlaggerMetrics(lab.engine.facts, version=__version__, mesh_provider=lab.mesh_provider)
             lab.engine.subscribe(recorder.record)
@@ -193,9 +194,13 @@ async def serve(lab: KubeLab, json_lines: bool, out: TextIO, endpoint: MetricsEn
             probes.started = True
         try:
             if elector is None:
-                await lab.join()  # the engine runs until cancelled (Ctrl-C)
+                await lab.join()  # the engine runs until cancelled (Ctrl-C, SIGTERM)
             else:
                 await _lead(lab, elector)
+        except asyncio.CancelledError:
+            if json_lines:
+                print(json.dumps(interrupted_result(lab, lab.clock.now() - start)), file=out, flush=True)
+            raise
         finally:
             unsubscribe()
             await lab.stop()
@@ -226,8 +231,24 @@ def _on_sigterm() -> None:
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
     if task is not None:
+        from canarylab.cli import note_signal
+
+        def stop() -> None:
+            note_signal(signal.SIGTERM)  # exit code 143, and the --json result line says SIGTERM
+            task.cancel()
+
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+            loop.add_signal_handler(signal.SIGTERM, stop)
+
+
+def interrupted_result(lab: KubeLab, elapsed: float) -> dict[str, Any]:
+    """The last ``--json`` line when a signal stops the engine: every Canary's state, marked interrupted."""
+    from canarylab.cli import interrupted_by
+
+    canaries = [{"namespace": s.namespace, "name": s.name, "phase": s.phase, "canaryWeight": s.canary_weight,
+                 "failedChecks": s.failed_checks} for s in lab.engine.canary_states()]
+    return {"kind": "result", "time": round(elapsed, 3), "canaries": canaries, "interrupted": True,
+            "signal": interrupted_by() or "SIGINT"}
 
 
 def _metrics_server(url: str) -> str:
@@ -265,7 +286,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(main())
     except asyncio.CancelledError:
-        return 0  # SIGTERM: stopped cleanly
+        from canarylab.cli import EXIT_SIGTERM
+
+        return EXIT_SIGTERM  # SIGTERM: stopped cleanly (the Lease released), exit 143 like every command
     except ClusterError as err:
         raise UserError(f"the engine stopped: {err}") from None
     finally:

@@ -113,15 +113,14 @@ def run_down(args: argparse.Namespace, *, runner: Runner | None = None, out: Pri
     if not state.created:
         raise UserError(
             f"canarylab did not create a kind cluster named {name!r} (no record in {lab_dir(name) / 'state.json'}), "
-            f"so it will not delete it. If you do mean to delete that cluster: `kind delete cluster --name {name}`.",
-            exit_code=1)
+            f"so it will not delete it. If you do mean to delete that cluster: `kind delete cluster --name {name}`.")
     run = runner or _default_runner()
     out(f"Deleting kind cluster {name!r} (context {context_of(name)})")
     result = run.run(cmd("kind", "delete", "cluster", "--name", name), check=False,
                      on_line=lambda line: out(f"  {line}"))
     if not result.ok:
         raise UserError(f"`kind delete cluster --name {name}` failed (exit {result.exit_code}):\n"
-                        f"{result.output_tail()}\nIs Docker running? Try again once `docker info` works.", exit_code=1)
+                        f"{result.output_tail()}\nIs Docker running? Try again once `docker info` works.")
     state.forget()
     out(f"Deleted. The log of the last `up` stays in {lab_dir(name) / 'up.log'}.")
     return 0
@@ -134,14 +133,14 @@ def _kwok_lab_present() -> bool:
 
 
 def run_doctor(args: argparse.Namespace, *, runner: Runner | None = None, out: Print = print) -> int:
-    """Print the preflight report; exit 1 when a check is fatal."""
+    """Print the preflight report; exit 2 (something to fix) when a check is fatal."""
     if getattr(args, "runtime", "kind") == "kwok":
         from canarylab.cli.kwok import run_doctor as run_doctor_kwok
 
         return run_doctor_kwok(args)
     report, ok = doctor(runner or _default_runner(), load_versions(), check_name(args.name))
     out(report)
-    return 0 if ok else 1
+    return 0 if ok else 2
 
 
 def _stderr(text: str) -> None:

@@ -1,7 +1,8 @@
 """``canarylab simulate``: the simulated lab headless, a scripted scenario, events as text or JSON.
 
 Exit codes: 0 every Canary that started a run Succeeded, 1 one Failed, 2 invalid input (file, YAML,
-spec, scenario), 3 the ``--timeout`` (lab time) passed first.
+spec, scenario), 3 the ``--timeout`` (lab time) passed first, 130/143 SIGINT/SIGTERM (the lab is stopped, a
+local Prometheus and its temporary TSDB removed, and the result is printed marked interrupted).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from canarylab.sim.lab import SimLab
 from canarylab.sim.scenario import Step, check_against_lab, default_scenario, load_scenario
 
 EXIT_SUCCEEDED, EXIT_FAILED, EXIT_INVALID, EXIT_TIMEOUT = 0, 1, 2, 3
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away
 NOT_STARTED = {"", "Initializing", "Initialized"}
 DONE = {"Succeeded", "Failed"}
 POLL_SECONDS = 1.0
@@ -75,6 +77,8 @@ class Simulation:
         self.started: set[tuple[str, str]] = set()
         self.wake = asyncio.Event()
         self.finished = False
+        self.output_closed = False
+        """stdout's reader went away (EPIPE): the run ends with exit code 141, as a shell pipeline expects."""
 
     def _on_event(self, event: EngineEvent) -> None:
         if isinstance(event, KubeEvent):
@@ -103,7 +107,7 @@ class Simulation:
         else:
             whole = int(at)
             line = f"+{whole // 60:02d}:{whole % 60:02d} {event.type} {event.name}.{event.namespace} {event.message}"
-        print(line, file=self.out, flush=True)
+        self._write(line)
 
     def _print_alert(self, event: AlertPosted) -> None:
         if self.finished:
@@ -114,7 +118,17 @@ class Simulation:
         else:
             whole = int(at)
             line = f"+{whole // 60:02d}:{whole % 60:02d} {alert_text(event)}"
-        print(line, file=self.out, flush=True)
+        self._write(line)
+
+    def _write(self, line: str) -> None:
+        """One line on stdout; a reader that went away (``| head``) ends the run instead of being ignored."""
+        if self.output_closed:
+            return
+        try:
+            print(line, file=self.out, flush=True)
+        except BrokenPipeError:
+            self.output_closed = True
+            self.wake.set()
 
     def _phases(self) -> dict[tuple[str, str], Obj]:
         return {key: obj.get("status") or {} for key, obj in sorted(self.lab.cluster.canaries.items())}
@@ -129,6 +143,9 @@ class Simulation:
                       f"http://{self.lab.metrics_server.target}/metrics", file=self.err, flush=True)
             try:
                 return await self._drive()
+            except asyncio.CancelledError:
+                self._finish(EXIT_TIMEOUT, interrupted=True)  # SIGINT/SIGTERM: the code comes from the signal
+                raise
             finally:
                 await self.lab.stop()
         finally:
@@ -142,6 +159,8 @@ class Simulation:
         last_step_at = 0.0
         grace = max([float(_interval(obj)) for obj in self.lab.cluster.canaries.values()] or [30.0]) + 1.0
         while True:
+            if self.output_closed:
+                return EXIT_PIPE_CLOSED
             failure = self.lab.failed_task()
             if failure is not None:
                 raise RuntimeError(f"the simulated lab stopped: {failure!r}") from failure
@@ -195,7 +214,9 @@ class Simulation:
         except (EngineError, ClusterError, UserError, ValueError) as err:
             print(f"canarylab: scenario {step.describe()} was not applied: {err}", file=self.err, flush=True)
 
-    def _finish(self, code: int) -> int:
+    def _finish(self, code: int, *, interrupted: bool = False) -> int:
+        if self.finished:
+            return code
         self.finished = True
         canaries = [
             {"namespace": ns, "name": name, "phase": status.get("phase") or "",
@@ -204,14 +225,25 @@ class Simulation:
         ]  # fmt: skip
         elapsed = self.lab.elapsed()
         if self.as_json:
-            print(json.dumps({"kind": "result", "time": round(elapsed, 3), "canaries": canaries}), file=self.out,
-                  flush=True)
+            result: dict[str, object] = {"kind": "result", "time": round(elapsed, 3), "canaries": canaries}
+            if interrupted:
+                result.update(interrupted=True, signal=_signal_name())
+            self._write(json.dumps(result))
         else:
+            if interrupted:
+                print(f"canarylab: interrupted ({_signal_name()}) after {_show(elapsed)} of lab time; the lab is "
+                      "stopped.", file=self.err, flush=True)
             for c in canaries:
                 print(f"canarylab: {c['name']}.{c['namespace']} {c['phase'] or 'not initialized'} (canary weight "
                       f"{c['canaryWeight']}, failed checks {c['failedChecks']}) after {_show(elapsed)} of lab time",
                       file=self.err, flush=True)
         return code
+
+
+def _signal_name() -> str:
+    from canarylab.cli import interrupted_by
+
+    return interrupted_by() or "SIGINT"
 
 
 def _interval(canary: Obj) -> float:

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from canarylab.engine import finalizer, routing
 from canarylab.engine.alerts import Alerts, NoAlerts
-from canarylab.engine.clock import sleep_or_wake
+from canarylab.engine.clock import sleep_or_wake, stop_if_cancelled
 from canarylab.engine.commands import Abort, Command, OpenGate, Pause, Promote, Resume, refusal
 from canarylab.engine.context import RunNotes, TickCluster, TickContext, template_hash
 from canarylab.engine.events import (
@@ -147,6 +147,7 @@ class Engine:
         self._slots: dict[tuple[str, str], _Slot] = {}
         self._target_index: dict[tuple[str, str], list[_Slot]] | None = None
         self._target_index_size = -1
+        self._stopping = False
         self.ticks = 0
         """How many ticks ran (benchmarks)."""
         self.tick_cpu = 0.0
@@ -184,6 +185,7 @@ class Engine:
                     group.create_task(self._keep_watching("Deployments", lambda: self._watch_targets(DEPLOYMENT)))
                     group.create_task(self._keep_watching("DaemonSets", lambda: self._watch_targets(DAEMON_SET)))
         finally:
+            self._stopping = True  # every per-canary loop ends at its next round, whatever swallowed a cancel
             tasks = [s.task for s in self._slots.values() if s.task is not None]
             for task in tasks:
                 task.cancel()
@@ -195,7 +197,8 @@ class Engine:
         """Run one watch loop; when the API fails, say so (once per outage) and try again."""
         delay = 1.0
         warned = False
-        while True:
+        while not self._stopping:
+            stop_if_cancelled()
             try:
                 await watch()
                 return
@@ -392,8 +395,10 @@ class Engine:
                             reason="Synced", message=message))
 
     async def _loop(self, slot: _Slot) -> None:
-        """The per-canary task: tick, sleep an interval or until woken, repeat until the Canary is gone."""
-        while True:
+        """The per-canary task: tick, sleep an interval or until woken, repeat until the Canary is gone or the
+        engine stops."""
+        while not self._stopping:
+            stop_if_cancelled()
             obj = await self.cluster.get(CANARY, slot.namespace, slot.name)
             if obj is None:
                 self._remove(slot.namespace, slot.name)
@@ -408,6 +413,8 @@ class Engine:
             await sleep_or_wake(self.clock, interval, slot.wake)
 
     def _start(self, slot: _Slot) -> None:
+        if self._stopping:
+            return
         if slot.task is None or slot.task.done():
             slot.task = asyncio.create_task(self._loop(slot), name=f"canary {slot.key}")
 

@@ -19,8 +19,11 @@ what a long-running controller needs from a flaky network:
 from __future__ import annotations
 
 import asyncio
+import binascii
 import json
 import logging
+import os
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from datetime import UTC, datetime
@@ -29,13 +32,14 @@ from typing import Any
 import httpx
 import kr8s
 import kr8s.asyncio
+import yaml
 from kr8s.asyncio import Api
 
 from canarylab.engine.event_correlator import EventCorrelator
 from canarylab.engine.kinds import EVENT, Kind, Obj, kind_of
 from canarylab.engine.ports import Clock, ClusterError, Conflict, NotFound, WatchEvent
 from canarylab.errors import UserError
-from canarylab.kube.config import server_of
+from canarylab.kube.config import namespace_of, server_of
 from canarylab.kube.objects import kr8s_class
 
 log = logging.getLogger("canarylab.kube")
@@ -222,7 +226,8 @@ class KubeCluster:
                 if serviceaccount:
                     api = await kr8s.asyncio.api(kubeconfig=kubeconfig, serviceaccount=serviceaccount)
                 else:
-                    api = await kr8s.asyncio.api(context=context, kubeconfig=kubeconfig)
+                    api = await kr8s.asyncio.api(context=context, kubeconfig=kubeconfig,
+                                                 namespace=namespace_of(context, kubeconfig))
                 break
             except ValueError as err:  # kr8s: no such context, no credentials
                 raise UserError(f"cannot use kube context {name!r}: {err}. List contexts with "
@@ -230,6 +235,12 @@ class KubeCluster:
             except (FileNotFoundError, PermissionError, KeyError) as err:  # an exec credential plugin failed
                 raise UserError(f"cannot load the credentials of kube context {name!r}: {err}. Check that "
                                 f"`kubectl --context {name} get ns` works in this shell.") from None
+            except (TypeError, AttributeError, UnicodeError, ssl.SSLError, binascii.Error, yaml.YAMLError) as err:
+                # kr8s read a kubeconfig entry canarylab's own checks let through: still the user's file to fix
+                files = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+                raise UserError(f"the kubeconfig ({files}) has an entry for context {name!r} that the Kubernetes "
+                                f"client cannot use ({type(err).__name__}: {str(err)[:120]}). Check it with "
+                                f"`kubectl --context {name} get ns`, and fix or regenerate it.") from None
             except _CONNECTION_ERRORS as err:
                 message = unreachable_message(name, server, describe(err))
                 if not wait:

@@ -46,7 +46,7 @@ class LabFailed(UserError):
     """``up`` stopped at a step; the message has the output tail, a hint and how to resume."""
 
     def __init__(self, message: str, step: str) -> None:
-        super().__init__(message, exit_code=1)
+        super().__init__(message)
         self.step = step
 
 

@@ -89,8 +89,7 @@ class ToolMissing(UserError):
         where = ", ".join(str(p) for p in searched) or "PATH"
         super().__init__(
             f"`{tool}` is not installed (looked in {where} and PATH). Run `canarylab tools install` to download "
-            f"the pinned kind, kubectl, linkerd and helm into the lab's bin directory, or install {tool} yourself.",
-            exit_code=1,
+            f"the pinned kind, kubectl, linkerd and helm into the lab's bin directory, or install {tool} yourself."
         )
         self.tool = tool
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from canarylab.engine.bounded import PROMETHEUS_BODY_CAP, BodyTooLarge, read_capped, text_of
 from canarylab.engine.ports import MetricQuery, MetricsError, NoValuesFound
 
 QUERY_TIMEOUT = 5.0
@@ -59,8 +60,10 @@ class PrometheusClient:
         rewrite_url: Callable[[str], str] | None = None,
         timeout: float = QUERY_TIMEOUT,
         ignore_query_address: bool = False,
+        body_cap: int = PROMETHEUS_BODY_CAP,
     ) -> None:
         self.address = address
+        self.body_cap = body_cap
         self.timeout = timeout
         self.ignore_query_address = ignore_query_address
         self._given_client = client
@@ -129,9 +132,13 @@ class PrometheusClient:
             url = self._rewrite_url(url)
         text = collapse_whitespace(query)
         try:
-            response = await self._client(verify).get(
-                url, params={"query": text}, headers=headers, auth=auth, timeout=self.timeout
-            )
+            async with self._client(verify).stream(
+                "GET", url, params={"query": text}, headers=headers, auth=auth, timeout=self.timeout
+            ) as response:
+                body = text_of(await read_capped(response, self.body_cap), response)
+        except BodyTooLarge as err:
+            raise MetricsError(f"Prometheus at {base} answered too much for one check: {err}. A canary check "
+                               "returns one value: aggregate the query (sum, rate) to a single series") from None
         except httpx.TimeoutException:
             raise MetricsError(f"Prometheus at {base} did not answer within {self.timeout:g}s") from None
         except httpx.HTTPError as err:
@@ -139,11 +146,11 @@ class PrometheusClient:
         except (httpx.InvalidURL, ValueError) as err:  # e.g. a MetricTemplate address httpx cannot parse
             raise MetricsError(f"bad Prometheus address {base!r}: {err}") from None
         if response.status_code >= 400:
-            body = response.text.strip()
+            body = body.strip()
             if len(body) > _BODY_LIMIT:
                 body = body[:_BODY_LIMIT] + "…"
             raise MetricsError(f"error response: Status {response.status_code} {response.reason_phrase}: {body}")
-        return parse_result(response.text)
+        return parse_result(body)
 
 
 def _reason(err: httpx.HTTPError) -> str:

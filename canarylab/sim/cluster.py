@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from canarylab.engine.clock import sleep_or_wake
+from canarylab.engine.clock import sleep_or_wake, stop_if_cancelled
 from canarylab.engine.documents import rfc3339
 from canarylab.engine.kinds import (
     CANARY,
@@ -244,6 +244,7 @@ class SimCluster(MemoryCluster):
     async def run(self) -> None:
         """The controllers' clock: readiness, termination, HPA syncs and deadlines, until cancelled."""
         while True:
+            stop_if_cancelled()
             now = self.clock.now()
             self._run_due(now)
             if now >= self._hpa_due:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from canarylab import __version__
 from canarylab.engine.alerts import HttpAlerts, NoAlerts
-from canarylab.engine.clock import LoopClock, VirtualTimeLoop
+from canarylab.engine.clock import LoopClock, VirtualTimeLoop, stop_if_cancelled
 from canarylab.engine.controller import Engine
 from canarylab.engine.flagger_metrics import FlaggerMetrics
 from canarylab.engine.kinds import DAEMON_SET, DEPLOYMENT, Obj
@@ -151,6 +151,7 @@ class SimLab:
 
     async def _traffic_loop(self) -> None:
         while True:
+            stop_if_cancelled()
             await self.clock.sleep(SLICE_SECONDS)
             self.cluster.run_due()
             self.traffic.step(self.clock.now())

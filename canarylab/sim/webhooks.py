@@ -78,7 +78,10 @@ class SimWebhooks:
         answer: HttpAnswer | str = ""
         for attempt in range(1, attempts + 1):
             try:
-                answer = await asyncio.wait_for(self._once(call), self._loop_seconds(call.timeout))
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation that lands in the
+                # same loop iteration as the answer, and the engine's loop then never ends.
+                async with asyncio.timeout(self._loop_seconds(call.timeout)):
+                    answer = await self._once(call)
             except TimeoutError:
                 answer = (f'Post "{call.url}": context deadline exceeded (Client.Timeout exceeded while awaiting '
                           "headers)")

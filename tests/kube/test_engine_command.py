@@ -140,3 +140,22 @@ async def test_engine_metrics_server_must_be_an_http_url(kubeconfig: Path, tmp_p
     text = err.decode()
     assert proc.returncode == 2, text
     assert "--metrics-server 'prometheus:9090' is not an http(s) URL" in text and "Traceback" not in text
+
+
+async def test_sigterm_stops_the_engine_like_ctrl_c_with_an_interrupted_result_line(
+        seeded: ApiServer, loadtester: object, kubeconfig: Path, tmp_path: Path) -> None:
+    proc = await start(kubeconfig, tmp_path / "cache", "--context", "kmock", "--namespace", "test", "--json")
+    assert proc.stdout is not None and proc.stderr is not None
+    async with asyncio.timeout(30):
+        while json.loads(await proc.stdout.readline()).get("message") != "Initialization done! podinfo.test":
+            pass
+    proc.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(15):
+        rest = (await proc.stdout.read()).decode().splitlines()
+        code = await proc.wait()
+        err = (await proc.stderr.read()).decode()
+    assert code == 143
+    assert "Traceback" not in err
+    result = json.loads(rest[-1])
+    assert result["kind"] == "result" and result["interrupted"] is True and result["signal"] == "SIGTERM"
+    assert [(c["namespace"], c["name"]) for c in result["canaries"]] == [("test", "podinfo")]

@@ -62,7 +62,7 @@ def test_a_failing_tool_stops_up_with_output_and_hint_then_up_resumes(
         fake_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     # given helm fails to install linkerd-smi (no internet)
     monkeypatch.setenv("FAKE_FAIL", "upgrade --install linkerd-smi")
-    assert main(["up", "--no-tui", "--name", "fake", "--router", "smi"]) == 1
+    assert main(["up", "--no-tui", "--name", "fake", "--router", "smi"]) == 2
     captured = capsys.readouterr()
     # then the error names the step, shows the tool's output, a hint, and how to resume
     assert "step 'linkerd-smi (TrafficSplit)' failed" in captured.err
@@ -83,7 +83,7 @@ def test_a_failing_tool_stops_up_with_output_and_hint_then_up_resumes(
 
 def test_a_missing_tool_points_at_tools_install(fake_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (fake_path / "helm").unlink()
-    assert main(["up", "--no-tui", "--name", "fake", "--router", "smi"]) == 1
+    assert main(["up", "--no-tui", "--name", "fake", "--router", "smi"]) == 2
     err = capsys.readouterr().err
     assert "helm" in err and "canarylab tools install" in err
 
@@ -100,7 +100,7 @@ def test_down_refuses_a_cluster_canarylab_did_not_create(capsys: pytest.CaptureF
 def test_down_deletes_only_the_lab_cluster_and_forgets_it(fake_path: Path, tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["up", "--no-tui", "--name", "fake"]) == 0
-    assert main(["down", "--name", "other"]) == 1  # never created: refused
+    assert main(["down", "--name", "other"]) == 2  # never created: refused
     assert "did not create" in capsys.readouterr().err
     before = len(calls(tmp_path))
     assert main(["down", "--name", "fake"]) == 0
@@ -125,7 +125,7 @@ def test_doctor_without_docker_daemon_or_kind_is_clear_and_fails(fake_path: Path
     (fake_path / "kind").unlink()
     code = main(["doctor"])
     out = capsys.readouterr().out
-    assert code == 1
+    assert code == 2
     assert "× Docker daemon is reachable" in out and "Is the docker daemon running?" in out
     assert "× kind is installed" in out and "canarylab tools install" in out
     assert "Status check results are ×" in out
@@ -136,7 +136,7 @@ def test_real_doctor_on_this_machine_gives_a_clear_answer(tmp_path: Path) -> Non
     env = {**os.environ, "CANARYLAB_CACHE_DIR": str(tmp_path)}
     out = subprocess.run([sys.executable, "-m", "canarylab.cli", "doctor"], capture_output=True, text=True,
                          env=env, timeout=120)
-    assert out.returncode == 1
+    assert out.returncode == 2
     assert "Traceback" not in out.stdout + out.stderr
     assert "× Docker daemon is reachable" in out.stdout or "× docker CLI is installed" in out.stdout
     assert "× kind is installed" in out.stdout

@@ -157,7 +157,7 @@ def test_a_failing_step_stops_with_its_output_and_a_hint_then_up_resumes_there(v
         installer.run()
     # then up stops at that step, shows the output and a hint, and says how to resume
     message = str(failure.value)
-    assert failure.value.step == "linkerd-check" and failure.value.exit_code == 1
+    assert failure.value.step == "linkerd-check" and failure.value.exit_code == 2
     assert "pod/linkerd-destination is Pending" in message
     assert "hint: the control plane is not healthy yet" in message
     assert "resumes at this step" in message
