@@ -25,6 +25,7 @@ import importlib
 import os
 import signal
 import sys
+import textwrap
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -199,10 +200,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
     p = _command(sub, "simulate", "the simulated lab headless: a scripted scenario, events as text or JSON",
                  ["canarylab simulate -f my-canary.yaml --scenario faults.yaml --json --timeout 30m"],
                  [EXIT_SUCCEEDED, EXIT_CANARY_FAILED, EXIT_TIMEOUT, EXIT_PIPE_CLOSED])
-    p.description = (f"{p.description} Supported: targets Deployment and DaemonSet; providers linkerd, "
+    p.description = textwrap.fill(f"{p.description} Supported: targets Deployment and DaemonSet; providers linkerd, "
                      "smi:v1alpha2, gatewayapi:v1beta1/v1, istio and nginx; canary, Blue/Green, A/B testing "
                      "(analysis.match), mirroring, gates, webhooks, MetricTemplates, alerts (printed; sent with "
-                     "--send-alerts). Refused with the field named: other providers, sessionAffinity, Istio TCP.")
+                     "--send-alerts). Refused with the field named: other providers, sessionAffinity, Istio TCP.", 100)
     _add_lab_inputs(p)
     p.add_argument("--scenario", metavar="FILE", help="YAML list of steps (default: set image to 3.1.1 at 0s)")
     p.add_argument("--json", action="store_true",
