@@ -274,7 +274,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
     handlers["down"] = "canarylab.cli.lab:run_down"
 
     p = _command(sub, "env", "shell exports for the Docker-free lab: eval \"$(canarylab env)\"",
-                 ['eval "$(canarylab env)"'], [EXIT_SUCCEEDED])
+                 ["canarylab env", 'eval "$(canarylab env)"'], [EXIT_SUCCEEDED])
     handlers["env"] = "canarylab.cli.kwok:run_env"
 
     p = _command(sub, "doctor", "preflight checks: what the lab needs and how to get it (exit 2 when one is fatal)",
