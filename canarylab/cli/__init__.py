@@ -200,10 +200,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
     p = _command(sub, "simulate", "the simulated lab headless: a scripted scenario, events as text or JSON",
                  ["canarylab simulate -f my-canary.yaml --scenario faults.yaml --json --timeout 30m"],
                  [EXIT_SUCCEEDED, EXIT_CANARY_FAILED, EXIT_TIMEOUT, EXIT_PIPE_CLOSED])
-    p.description = textwrap.fill(f"{p.description} Supported: targets Deployment and DaemonSet; providers linkerd, "
-                     "smi:v1alpha2, gatewayapi:v1beta1/v1, istio and nginx; canary, Blue/Green, A/B testing "
-                     "(analysis.match), mirroring, gates, webhooks, MetricTemplates, alerts (printed; sent with "
-                     "--send-alerts). Refused with the field named: other providers, sessionAffinity, Istio TCP.", 100)
+    p.epilog = textwrap.fill(
+        "supported: targets Deployment and DaemonSet; providers linkerd, smi:v1alpha2, gatewayapi:v1beta1/v1, "
+        "istio and nginx; canary, Blue/Green, A/B testing (analysis.match), mirroring, gates, webhooks, "
+        "MetricTemplates, alerts (printed; sent with --send-alerts). Refused with the field named: other "
+        "providers, sessionAffinity, Istio TCP.", 100) + "\n\n" + (p.epilog or "")
     _add_lab_inputs(p)
     p.add_argument("--scenario", metavar="FILE", help="YAML list of steps (default: set image to 3.1.1 at 0s)")
     p.add_argument("--json", action="store_true",

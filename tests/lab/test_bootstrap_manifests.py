@@ -149,7 +149,7 @@ def test_the_trafficsplit_crd_is_the_schema_canarylab_validates_against() -> Non
 
     (crd,) = docs("crds/smi-trafficsplit.yaml")
     assert crd["spec"]["names"]["kind"] == "TrafficSplit" and accepted_versions("TrafficSplit") == (
-        "split.smi-spec.io/v1alpha2",)
+        "split.smi-spec.io/v1alpha1", "split.smi-spec.io/v1alpha2")  # v1alpha1: what Flagger's linkerd router writes
     split = {"apiVersion": "split.smi-spec.io/v1alpha2", "kind": "TrafficSplit",
              "metadata": {"name": "podinfo", "namespace": "test"},
              "spec": {"service": "podinfo", "backends": [{"service": "podinfo-primary", "weight": -1}]}}
