@@ -85,6 +85,16 @@ class Lab:
         await self.tick()
         assert self.phase == "Progressing", self.messages()
 
+    async def ship_to_the_end(self, limit: int = 40) -> None:
+        """Initialized, a new image, then ticks until Succeeded or Failed (an AssertionError after ``limit``)."""
+        await self.initialized()
+        await self.set_image("ghcr.io/stefanprodan/podinfo:6.0.1")
+        for _ in range(limit):
+            await self.tick()
+            if self.phase in ("Succeeded", "Failed"):
+                return
+        raise AssertionError(f"still {self.phase} after {limit} ticks: {self.messages()[-3:]}")
+
     def patch_canary(self, spec: dict[str, Any]) -> None:
         self.cluster.patch_now(CANARY, "test", "podinfo", {"spec": spec})
 

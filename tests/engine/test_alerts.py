@@ -88,15 +88,6 @@ def alerting_lab(canary_obj: Obj, *providers: Obj, timeout: float = 5.0) -> Lab:
     return lab
 
 
-async def run(lab: Lab, limit: int = 40) -> None:
-    await lab.initialized()
-    await lab.set_image("ghcr.io/stefanprodan/podinfo:6.0.1")
-    for _ in range(limit):
-        await lab.tick()
-        if lab.phase in ("Succeeded", "Failed"):
-            return
-    raise AssertionError(f"still {lab.phase}: {lab.messages()[-3:]}")
-
 
 INFO_MESSAGES = ["New Deployment detected, initialization completed.",
                  "New revision detected, progressing canary analysis.",
@@ -116,7 +107,7 @@ async def test_an_info_alert_gets_flaggers_messages_as_a_slack_payload_with_the_
     slack = provider("slack", "slack", channel="deploys", username="canary-bot", secretRef={"name": "slack-url"})
     lab = alerting_lab(canary(alerts=[alert("team", "info", "slack")]), slack, secret)
     # when a healthy canary runs to promotion
-    await run(lab)
+    await lab.ship_to_the_end()
     assert lab.phase == "Succeeded"
     # then the three info messages were posted, in order, with Flagger's Slack body
     bodies = chat.bodies("/slack-hook")
@@ -145,7 +136,7 @@ async def test_severities_filter_as_flagger_does_and_each_type_has_its_own_body(
                                       alert("room", "info", "room"), alert("rocket", "", "rocket")])
     lab = alerting_lab(obj, *providers)
     lab.metrics.set("request-success-rate", 50.0)
-    await run(lab)
+    await lab.ship_to_the_end()
     assert lab.phase == "Failed"
     # then error reaches error, warn and info alerts; info messages only the info ones ("" means info)
     teams = chat.bodies("/teams")
@@ -204,7 +195,7 @@ async def test_a_failing_or_slow_provider_is_reported_and_never_stops_the_analys
                        provider("slow", "msteams", f"{chat.url}/slow"),
                        provider("odd", "pagerduty", f"{chat.url}/odd"), timeout=0.3)
     chat.status, chat.reply, chat.delays["/slow"] = 500, "boom", 1.0
-    await run(lab)
+    await lab.ship_to_the_end()
     # then the canary is promoted all the same, and every failure says why
     assert lab.phase == "Succeeded"
     errors = {p.provider: p.error for p in lab.of(AlertPosted)}

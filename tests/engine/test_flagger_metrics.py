@@ -29,22 +29,13 @@ def recorder(lab: Lab) -> FlaggerMetrics:
     return metrics
 
 
-async def run_to_end(lab: Lab, limit: int = 40) -> None:
-    await lab.initialized()
-    await lab.set_image("ghcr.io/stefanprodan/podinfo:6.0.1")
-    for _ in range(limit):
-        await lab.tick()
-        if lab.phase in ("Succeeded", "Failed"):
-            return
-    raise AssertionError(f"still {lab.phase} after {limit} ticks: {lab.messages()[-3:]}")
-
 
 async def test_a_promotion_is_counted_with_flaggers_names_and_labels() -> None:
     # Given the engine with Flagger's recorder subscribed
     lab = Lab()
     metrics = recorder(lab)
     # when a healthy canary runs to promotion
-    await run_to_end(lab)
+    await lab.ship_to_the_end()
     assert lab.phase == "Succeeded"
     got = samples(metrics.exposition())
     # then the series Flagger's dashboards read are there, with the target's name as `name`
@@ -94,7 +85,7 @@ async def test_skip_analysis_is_counted_as_skipped_and_blue_green_as_its_strateg
     skipped = Lab(canary(iterations=3, stepWeight=None, maxWeight=None))
     skipped.patch_canary({"skipAnalysis": True})
     metrics = recorder(skipped)
-    await run_to_end(skipped)
+    await skipped.ship_to_the_end()
     got = samples(metrics.exposition())
     assert got['flagger_canary_successes_total{analysis_status="skipped",deployment_strategy="blue-green",'
                'name="podinfo",namespace="test"}'] == 1
