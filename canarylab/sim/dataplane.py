@@ -16,7 +16,6 @@ from typing import Any
 from canarylab.engine.clock import LoopClock
 from canarylab.engine.ports import Cluster
 from canarylab.sim.attached import ClusterView
-from canarylab.sim.cluster import SimPod
 from canarylab.sim.gateway import Gateway
 from canarylab.sim.metrics import LinkerdMetrics
 from canarylab.sim.metrics_server import MetricsServer
@@ -39,7 +38,7 @@ class AttachedDataPlane:
         self.webhooks = SimWebhooks(self.traffic, self.clock)
         self.metrics_server = MetricsServer(self.store, metrics_port)
         self.gateway = Gateway(self.traffic, self.webhooks, port=gateway_port)
-        self.view.pod_listeners.append(self._pod_changed)
+        self.view.pod_listeners.append(self.store.pod_changed)
         self._tasks: list[asyncio.Task[Any]] = []
 
     @property
@@ -94,8 +93,3 @@ class AttachedDataPlane:
             await self.clock.sleep(SLICE_SECONDS)
             self.traffic.step(self.clock.now())
 
-    def _pod_changed(self, pod: SimPod, change: str) -> None:
-        if change == "added":
-            self.store.add_pod(pod.namespace, pod.deployment, pod.name, pod.hash)
-        else:
-            self.store.remove_pod(pod.namespace, pod.name)

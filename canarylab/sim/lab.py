@@ -22,7 +22,7 @@ from canarylab.engine.kinds import DAEMON_SET, DEPLOYMENT, Obj
 from canarylab.engine.ports import MetricQuery, Metrics, NotFound
 from canarylab.errors import UserError
 from canarylab.session import FaultInfo
-from canarylab.sim.cluster import SimCluster, SimPod
+from canarylab.sim.cluster import SimCluster
 from canarylab.sim.inputs import lab_objects
 from canarylab.sim.metrics import LinkerdMetrics, SimMetrics
 from canarylab.sim.metrics_server import MetricsServer
@@ -86,7 +86,7 @@ class SimLab:
         self.started_at: float | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._stack = contextlib.AsyncExitStack()
-        self.cluster.pod_listeners.append(self._pod_changed)
+        self.cluster.pod_listeners.append(self.store.pod_changed)
 
     # ---------------------------------------------------------------------------------- lifecycle
 
@@ -156,11 +156,6 @@ class SimLab:
             self.cluster.run_due()
             self.traffic.step(self.clock.now())
 
-    def _pod_changed(self, pod: SimPod, change: str) -> None:
-        if change == "added":
-            self.store.add_pod(pod.namespace, pod.deployment, pod.name, pod.hash)
-        else:
-            self.store.remove_pod(pod.namespace, pod.name)
 
     # ---------------------------------------------------------------------------------- user actions
 

@@ -17,9 +17,13 @@ import threading
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from canarylab.engine.ports import MetricQuery, MetricsError, NoValuesFound
 from canarylab.sim.workloads import Behaviour, LatencyProfile
+
+if TYPE_CHECKING:
+    from canarylab.sim.cluster import SimPod
 
 LINKERD_BUCKETS_MS: tuple[float, ...] = (
     1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500,
@@ -73,6 +77,13 @@ class LinkerdMetrics:
         """Start exporting counters for a new pod (they start at zero)."""
         with self.lock:
             self._pods.setdefault((namespace, pod), PodSeries(namespace, deployment, pod, template_hash))
+
+    def pod_changed(self, pod: SimPod, change: str) -> None:
+        """A cluster's pod listener: a pod that appears gets its series, one that is gone loses them."""
+        if change == "added":
+            self.add_pod(pod.namespace, pod.deployment, pod.name, pod.hash)
+        else:
+            self.remove_pod(pod.namespace, pod.name)
 
     def remove_pod(self, namespace: str, pod: str) -> None:
         """The pod is gone: its series vanish from the text format (history stays for the checks)."""
