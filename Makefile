@@ -15,7 +15,9 @@ define install
 	@echo "make: installing $(2) into $(VENV) (once; $(3) on a fresh machine)..."
 	@start=$$(date +%s); \
 	if test -x $(BIN)/uv || $(BIN)/pip install -q --disable-pip-version-check '$(UV_VERSION)'; then \
-	  $(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -e '$(1)'; \
+	  $(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -e '$(1)' || { \
+	    echo "make: uv could not install (above), installing with pip instead (slower)"; \
+	    $(BIN)/pip install -q --disable-pip-version-check -e '$(1)'; }; \
 	else \
 	  echo "make: uv is not available, installing with pip (slower)"; \
 	  $(BIN)/pip install -q --disable-pip-version-check -e '$(1)'; \
