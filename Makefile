@@ -44,8 +44,12 @@ lint: $(BIN)/.installed
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
+# Three pytest workers on two cores: most of the suite waits on real clocks (analysis intervals, Prometheus
+# scrapes, a kube-apiserver rolling ReplicaSets), so a third worker fills the idle time. Each worker starts its own
+# control plane (session fixture); worksteal evens out the few minute-long tests. PYTEST_WORKERS=0 runs serially.
+PYTEST_WORKERS ?= 3
 test: lint  ## everything CI runs
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist worksteal)
 
 substrate:  ## build the pinned control plane, KWOK and Flagger from Go modules (cached; no-op when current)
 	substrate/build

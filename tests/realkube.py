@@ -19,8 +19,6 @@ import pytest
 
 from canarylab.controlplane import ControlPlane, ControlPlaneError, MissingBinaries
 
-_started: dict[str, object] = {}
-
 
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
@@ -34,7 +32,9 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
         pytest.fail(f"{err}", pytrace=False)
     except ControlPlaneError as err:
         pytest.fail(f"the test control plane did not start: {err}\n(all logs: {plane.logs_dir})", pytrace=False)
-    _started.update(seconds=time.monotonic() - began, logs=plane.logs_dir)
+    # Under pytest-xdist each worker starts its own; the controller's summary reads these notes.
+    note = _notes_dir(tmp_path_factory) / f"controlplane-{uuid.uuid4().hex[:6]}.txt"
+    note.write_text(f"real control plane: started in {time.monotonic() - began:.1f}s, logs in {plane.logs_dir}\n")
     try:
         yield plane
     finally:
@@ -73,11 +73,19 @@ def kube_namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) 
             http.delete(f"/api/v1/namespaces/{name}")
 
 
+def _notes_dir(factory: pytest.TempPathFactory) -> Path:
+    """The run's base temporary directory (a worker's is one level below the controller's)."""
+    base = factory.getbasetemp()
+    return base.parent if base.name.startswith("popen-gw") else base
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Say how long the control plane took to start and where its logs are."""
-    if _started:
-        logs: Path = _started["logs"]  # type: ignore[assignment]
-        terminalreporter.write_line(f"real control plane: started in {_started['seconds']:.1f}s, logs in {logs}")
+    """Say how long each control plane took to start and where its logs are."""
+    factory = getattr(terminalreporter.config, "_tmp_path_factory", None)
+    if factory is None or hasattr(terminalreporter.config, "workerinput"):
+        return
+    for note in sorted(_notes_dir(factory).glob("controlplane-*.txt")):
+        terminalreporter.write_line(note.read_text().strip())
 
 
 LAB_CRDS = ("customresourcedefinitions/canaries.flagger.app", "customresourcedefinitions/metrictemplates.flagger.app",

@@ -103,6 +103,8 @@ async def test_the_panel_is_a_band_on_a_narrow_terminal(tmp_path: Path) -> None:
                         "the detail with the lesson panel")
             await until(pilot, lambda: "Watch Flagger" in panel_text(app), "step 1")
             panel = app.screen.query_one(LessonPanel)
+            # laid out once the text is there (a loaded machine may take a frame more)
+            await until(pilot, lambda: panel.size.width > 0, "the panel laid out")
             assert not panel.has_class("-side") and panel.size.width >= 76
             # compact: what to do comes before the explanation
             text = panel_text(app)
