@@ -186,7 +186,7 @@ def table(n: int, f: dict[str, float], e: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-async def main(sizes: list[int], window: float) -> None:
+async def main(sizes: list[int], window: float, controllers: list[str]) -> None:
     from canarylab.controlplane import ControlPlane
 
     find_binary("flagger")
@@ -199,10 +199,14 @@ async def main(sizes: list[int], window: float) -> None:
             print(f"machine: {os.cpu_count()} cores; Flagger {find_binary('flagger')}; logs {logs}", flush=True)
             for n in sizes:
                 results = {}
-                for which in ("flagger", "engine"):
+                for which in controllers:
                     results[which] = await measure(sub, plane, which, n, window)
                     results[which]["window"] = window
-                print(table(n, results["flagger"], results["engine"]), flush=True)
+                    if len(controllers) == 1:
+                        print(f"\nN = {n}, {which} only: " + ", ".join(f"{k} {v:.2f}" for k, v in
+                                                                    results[which].items()), flush=True)
+                if len(controllers) == 2:
+                    print(table(n, results["flagger"], results["engine"]), flush=True)
         finally:
             await stop_substrate(sub)
     finally:
@@ -213,9 +217,11 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="10,100", help="comma-separated canary counts (default 10,100)")
     p.add_argument("--window", type=float, default=60.0, help="seconds of analysis measured (default 60)")
+    p.add_argument("--only", choices=["flagger", "engine"], help="measure one controller (no ratios)")
     args = p.parse_args()
     try:
-        asyncio.run(main([int(x) for x in args.sizes.split(",")], args.window))
+        asyncio.run(main([int(x) for x in args.sizes.split(",")], args.window,
+                         [args.only] if args.only else ["flagger", "engine"]))
     except TimeoutError as err:
         print(f"bench: {err}", file=sys.stderr)
         sys.exit(1)
