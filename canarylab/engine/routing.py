@@ -15,6 +15,7 @@ from canarylab.engine.durations import parse_duration
 from canarylab.engine.events import WeightChanged
 from canarylab.engine.kinds import DESTINATION_RULE, HTTP_ROUTE, INGRESS, TRAFFIC_SPLIT, VIRTUAL_SERVICE, Kind, Obj
 from canarylab.engine.matches import gateway_matches, istio_merge, merge_matches
+from canarylab.engine.spec import Canary
 from canarylab.engine.status import set_session_cookies
 from canarylab.engine.targets import owner_ref
 
@@ -37,7 +38,11 @@ _NGINX_CANARY_KEYS = tuple(f"{NGINX}/{k}" for k in (
 
 def route_name(ctx: TickContext) -> str:
     """The routing object's name: the apex Service's, or ``<ingressRef>-canary`` for NGINX."""
-    c = ctx.canary
+    return canary_route_name(ctx.canary)
+
+
+def canary_route_name(c: Canary) -> str:
+    """:func:`route_name` of a Canary."""
     return f"{c.spec.ingress_ref.name}-canary" if c.router == "Ingress" and c.spec.ingress_ref else c.service_name
 
 
