@@ -248,6 +248,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
                    help="run the simulated lab X times real time (default 2)")
     p.add_argument("--workdir", metavar="DIR",
                    help="where the files you edit are written (default ./canarylab-lessons)")
+    add_validate_flag(p)  # the lesson files the learner edits and applies, and the keymap
     _add_cluster_inputs(p)
     handlers["learn"] = "canarylab.cli.learn:run"
 
