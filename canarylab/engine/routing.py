@@ -163,11 +163,12 @@ def _gateway_filters(ctx: TickContext) -> list[Obj]:
             key = "replacePrefixMatch" if kind == "ReplacePrefixMatch" else "replaceFullPath"
             rewrite["path"] = {"type": kind, key: str(s.rewrite["uri"])}
         out.append({"type": "URLRewrite", "urlRewrite": rewrite})
+    v1 = ctx.canary.provider != "gatewayapi:v1beta1"  # Flagger's v1beta1 router has no CORS and copies mirrors
     for mirror in s.mirror:
         ref = (mirror or {}).get("backendRef") or {}
-        out.append({"type": "RequestMirror", "requestMirror": {"backendRef": {
-            k: ref[k] for k in ("group", "kind", "namespace", "name", "port") if k in ref}}})
-    if s.cors_policy is not None:
+        request_mirror = {"backendRef": {k: ref[k] for k in ("group", "kind", "namespace", "name", "port") if k in ref}}
+        out.append({"type": "RequestMirror", "requestMirror": request_mirror if v1 else copy_json(mirror)})
+    if s.cors_policy is not None and v1:
         out.append({"type": "CORS", "cors": _gateway_cors(s.cors_policy)})
     return out
 
@@ -193,8 +194,11 @@ def _gateway_cors(policy: dict[str, Any]) -> Obj:
 
 
 def _gateway_timeouts(ctx: TickContext) -> Obj | None:
-    """``makeHTTPRouteTimeouts``: ``spec.service.timeout`` and ``backendTimeout`` as the rule's timeouts."""
+    """``makeHTTPRouteTimeouts``: ``spec.service.timeout`` and ``backendTimeout`` as the rule's timeouts (the
+    ``gatewayapi:v1`` router only; Flagger's v1beta1 router writes none)."""
     s = ctx.canary.spec.service
+    if ctx.canary.provider == "gatewayapi:v1beta1":
+        return None
     out: Obj = {}
     if s.timeout:
         out["request"] = s.timeout
@@ -278,7 +282,18 @@ def _shape(ctx: TickContext, spec: Obj) -> Any:
              and not (affinity is not None and sticky.is_gateway_sticky_rule(r, affinity))]
     return (spec.get("parentRefs"), spec.get("hostnames") or [],
             [(_comparable(r.get("matches")), [b.get("name") for b in r.get("backendRefs") or []],
-              (r.get("filters") or []) if filters else None, r.get("timeouts")) for r in rules])
+              _comparable_filters(r.get("filters")) if filters else None, r.get("timeouts")) for r in rules])
+
+
+def _comparable_filters(filters: Any) -> Any:
+    """Rule filters without the API server's defaults (a mirror's backendRef ``group: ""``, ``kind: Service``)."""
+    out = []
+    for f in filters or []:
+        if isinstance(f, dict) and isinstance((f.get("requestMirror") or {}).get("backendRef"), dict):
+            ref = f["requestMirror"]["backendRef"]
+            f = {**f, "requestMirror": {**f["requestMirror"], "backendRef": {"group": "", "kind": "Service", **ref}}}
+        out.append(f)
+    return out
 
 
 def _comparable(matches: Any) -> Any:

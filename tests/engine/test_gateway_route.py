@@ -100,3 +100,28 @@ async def test_blue_green_mirroring_comes_after_the_services_filters() -> None:
     assert [f["type"] for f in rule["filters"]] == ["RequestHeaderModifier", "RequestMirror"]
     await lab.tick()  # the mirror filter during the run is not drift: it stays
     assert [f["type"] for f in rules(lab)[0]["filters"]] == ["RequestHeaderModifier", "RequestMirror"]
+
+
+async def test_flaggers_v1beta1_router_writes_no_timeouts_and_no_cors() -> None:
+    obj = gateway({"timeout": "30s", "corsPolicy": SERVICE["corsPolicy"],
+                   "headers": {"request": {"add": {"x-a": "1"}}}})
+    obj["spec"]["provider"] = "gatewayapi:v1beta1"
+    lab = Lab(obj)
+    await lab.initialized()
+    [rule] = rules(lab)
+    assert "timeouts" not in rule
+    assert [f["type"] for f in rule["filters"]] == ["RequestHeaderModifier"]
+
+
+async def test_the_api_servers_defaults_in_a_mirror_filter_are_not_drift() -> None:
+    lab = Lab(gateway({"mirror": [{"backendRef": {"name": "shadow", "port": 9898}}]}))
+    await lab.progressing()
+    await lab.tick()
+    route = lab.cluster.get_now(HTTP_ROUTE, "test", "podinfo")
+    assert route is not None
+    # the API server fills in the backendRef's defaults
+    route["spec"]["rules"][0]["filters"][0]["requestMirror"]["backendRef"].update({"group": "", "kind": "Service"})
+    lab.cluster.replace_now(route)
+    mark = lab.mark()
+    await lab.tick()
+    assert [m for m in lab.messages(mark) if "canary weight" in m] == ["Advance podinfo.test canary weight 20"]
