@@ -13,6 +13,8 @@ restarted engine keeps them.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from canarylab.engine.context import TickContext
@@ -77,6 +79,55 @@ def _primary_max_age(ctx: TickContext) -> int:
         raise StickyError(f'failed to parse canary interval: time: invalid duration "{text}"') from None
 
 
+# ----------------------------------------------------------------------------------------- both routers
+
+
+@dataclass(frozen=True)
+class _Dialect:
+    """How one router writes what the sticky routes need: the route's match and backends keys, a cookie
+    match merged with the service's matches, a backend, and a ``Set-Cookie`` on a backend or a route."""
+
+    matches: str
+    backends: str
+    backend_name: Callable[[Obj], str]
+    cookie_matches: Callable[[str], list[Obj]]
+    backend: Callable[[str, int], Obj]
+    set_cookie_on_backend: Callable[[Obj, str], None]
+    set_cookie_on_route: Callable[[Obj, str], None]
+
+
+def _sticky_routes(ctx: TickContext, canary_weight: int, weighted: Obj, cookies: dict[str, str],
+                   how: _Dialect) -> list[Obj]:
+    """Flagger's ``getSessionAffinityRouteRules``, for either router."""
+    c = ctx.canary
+    affinity = c.session_affinity
+    if affinity is None:
+        return [weighted]
+    svc = c.service_name
+    sticky_canary = copy_json(weighted)
+    if canary_weight == 0:
+        previous = cookies["previousSessionAffinityCookie"]
+        if previous:
+            # users who still carry the last run's cookie are matched once more, to be told to drop it
+            sticky_canary[how.matches] = how.cookie_matches(previous)
+            how.set_cookie_on_route(sticky_canary, f"{previous}; Max-Age=-1")
+        return [sticky_canary, weighted]
+    backends = {how.backend_name(b): b for b in weighted[how.backends]}
+    how.set_cookie_on_backend(backends[f"{svc}-canary"], affinity.build_cookie(cookies["sessionAffinityCookie"],
+                                                                               affinity.max_age_seconds))
+    if affinity.primary_cookie_name:
+        how.set_cookie_on_backend(backends[f"{svc}-primary"], affinity.build_cookie(
+            cookies["primarySessionAffinityCookie"], _primary_max_age(ctx)))
+    sticky_canary[how.matches] = how.cookie_matches(cookies["sessionAffinityCookie"])
+    sticky_canary[how.backends] = [how.backend(f"{svc}-primary", 0), how.backend(f"{svc}-canary", 100)]
+    if not affinity.primary_cookie_name:
+        return [sticky_canary, weighted]
+    sticky_primary = copy_json(sticky_canary)
+    sticky_primary[how.matches] = how.cookie_matches(cookies["primarySessionAffinityCookie"])
+    sticky_primary[how.backends] = [how.backend(f"{svc}-primary", 100), how.backend(f"{svc}-canary", 0)]
+    return [sticky_canary, sticky_primary, weighted]
+
+
 # ----------------------------------------------------------------------------------------- Gateway API
 
 
@@ -85,45 +136,23 @@ def _set_cookie_filter(value: str) -> Obj:
             "responseHeaderModifier": {"add": [{"name": SET_COOKIE, "value": value}]}}  # fmt: skip
 
 
-def _cookie_match(cookie: str) -> Obj:
-    return {"headers": [{"type": "RegularExpression", "name": COOKIE, "value": cookie_regex(cookie)}]}
-
-
 def gateway_rules(ctx: TickContext, canary_weight: int, weighted: Obj, cookies: dict[str, str],
-                  backend: Any) -> list[Obj]:
+                  backend: Callable[[str, int], Obj]) -> list[Obj]:
     """The HTTPRoute rules with session affinity: ``[sticky canary, (sticky primary), weighted]``.
 
     ``weighted`` is the weighted rule (changed in place: its backends get the ``Set-Cookie`` filters);
     ``backend(name, weight)`` writes a backendRef.
     """
-    c = ctx.canary
-    affinity = c.session_affinity
-    assert affinity is not None
-    svc = c.service_name
-    svc_matches = gateway_matches(c.spec.service.match)  # without the default "/" prefix, as Flagger merges
-    sticky_canary = copy_json(weighted)
-    if canary_weight != 0:
-        refs = {b["name"]: b for b in weighted["backendRefs"]}
-        refs[f"{svc}-canary"].setdefault("filters", []).append(_set_cookie_filter(
-            affinity.build_cookie(cookies["sessionAffinityCookie"], affinity.max_age_seconds)))
-        if affinity.primary_cookie_name:
-            refs[f"{svc}-primary"].setdefault("filters", []).append(_set_cookie_filter(
-                affinity.build_cookie(cookies["primarySessionAffinityCookie"], _primary_max_age(ctx))))
-        sticky_canary["matches"] = merge_matches([_cookie_match(cookies["sessionAffinityCookie"])], svc_matches)
-        sticky_canary["backendRefs"] = [backend(f"{svc}-primary", 0), backend(f"{svc}-canary", 100)]
-        if not affinity.primary_cookie_name:
-            return [sticky_canary, weighted]
-        sticky_primary = copy_json(sticky_canary)
-        sticky_primary["matches"] = merge_matches([_cookie_match(cookies["primarySessionAffinityCookie"])],
-                                                  svc_matches)
-        sticky_primary["backendRefs"] = [backend(f"{svc}-primary", 100), backend(f"{svc}-canary", 0)]
-        return [sticky_canary, sticky_primary, weighted]
-    previous = cookies["previousSessionAffinityCookie"]
-    if previous:
-        # users who still carry the last run's cookie are matched once more, to be told to drop it
-        sticky_canary["matches"] = merge_matches([_cookie_match(previous)], svc_matches)
-        sticky_canary.setdefault("filters", []).append(_set_cookie_filter(f"{previous}; Max-Age=-1"))
-    return [sticky_canary, weighted]
+    service = gateway_matches(ctx.canary.spec.service.match)  # without the default "/" prefix, as Flagger merges
+
+    def cookie_matches(cookie: str) -> list[Obj]:
+        match = {"headers": [{"type": "RegularExpression", "name": COOKIE, "value": cookie_regex(cookie)}]}
+        return merge_matches([match], service)
+
+    return _sticky_routes(ctx, canary_weight, weighted, cookies, _Dialect(
+        "matches", "backendRefs", lambda b: str(b.get("name")), cookie_matches, backend,
+        lambda b, value: b.setdefault("filters", []).append(_set_cookie_filter(value)),
+        lambda r, value: r.setdefault("filters", []).append(_set_cookie_filter(value))))
 
 
 def is_gateway_sticky_rule(rule: Any, affinity: SessionAffinity) -> bool:
@@ -141,49 +170,31 @@ def is_gateway_sticky_rule(rule: Any, affinity: SessionAffinity) -> bool:
 # ----------------------------------------------------------------------------------------- Istio
 
 
-def _istio_cookie_match(cookie: str) -> Obj:
-    return {"headers": {COOKIE: {"regex": cookie_regex(cookie)}}}
-
-
 def istio_routes(ctx: TickContext, canary_weight: int, weighted: Obj, cookies: dict[str, str],
-                 destination: Any) -> list[Obj]:
+                 destination: Callable[[str, int], Obj]) -> list[Obj]:
     """The VirtualService HTTP routes with session affinity: ``[sticky canary, (sticky primary), weighted]``.
 
     ``weighted`` is the weighted route (changed in place: its destinations get the ``Set-Cookie`` headers);
     ``destination(host, weight)`` writes a route destination.
     """
-    c = ctx.canary
-    affinity = c.session_affinity
-    assert affinity is not None
-    svc = c.service_name
-    service_match = c.spec.service.match or []
-    sticky_canary = copy_json(weighted)
-    if canary_weight != 0:
-        hosts = {(d.get("destination") or {}).get("host"): d for d in weighted["route"]}
-        hosts[f"{svc}-canary"]["headers"] = {"response": {"add": {SET_COOKIE: affinity.build_cookie(
-            cookies["sessionAffinityCookie"], affinity.max_age_seconds)}}}
-        if affinity.primary_cookie_name:
-            hosts[f"{svc}-primary"]["headers"] = {"response": {"add": {SET_COOKIE: affinity.build_cookie(
-                cookies["primarySessionAffinityCookie"], _primary_max_age(ctx))}}}
-        sticky_canary["match"] = istio_merge([_istio_cookie_match(cookies["sessionAffinityCookie"])], service_match)
-        sticky_canary["route"] = [destination(f"{svc}-primary", 0), destination(f"{svc}-canary", 100)]
-        if not affinity.primary_cookie_name:
-            return [sticky_canary, weighted]
-        sticky_primary = copy_json(sticky_canary)
-        sticky_primary["match"] = istio_merge([_istio_cookie_match(cookies["primarySessionAffinityCookie"])],
-                                              service_match)
-        sticky_primary["route"] = [destination(f"{svc}-primary", 100), destination(f"{svc}-canary", 0)]
-        return [sticky_canary, sticky_primary, weighted]
-    previous = cookies["previousSessionAffinityCookie"]
-    if previous:
-        sticky_canary["match"] = istio_merge([_istio_cookie_match(previous)], service_match)
-        headers = sticky_canary.setdefault("headers", {})
-        headers.setdefault("response", {}).setdefault("add", {})[SET_COOKIE] = f"{previous}; Max-Age=-1"
-        if c.spec.service.headers is not None:
+    service = ctx.canary.spec.service
+
+    def cookie_matches(cookie: str) -> list[Obj]:
+        return istio_merge([{"headers": {COOKIE: {"regex": cookie_regex(cookie)}}}], service.match or [])
+
+    def on_backend(d: Obj, value: str) -> None:
+        d["headers"] = {"response": {"add": {SET_COOKIE: value}}}
+
+    def on_route(r: Obj, value: str) -> None:
+        r.setdefault("headers", {}).setdefault("response", {}).setdefault("add", {})[SET_COOKIE] = value
+        if service.headers is not None:
             # Flagger's copy of the route shares the service's headers object, so the weighted route gets the
             # expiring Set-Cookie too (pkg/router/istio.go); kept, the shapes are Flagger's
-            weighted["headers"] = copy_json(headers)
-    return [sticky_canary, weighted]
+            weighted["headers"] = copy_json(r["headers"])
+
+    return _sticky_routes(ctx, canary_weight, weighted, cookies, _Dialect(
+        "match", "route", lambda d: str((d.get("destination") or {}).get("host")), cookie_matches, destination,
+        on_backend, on_route))
 
 
 def is_istio_sticky_route(route: Any, affinity: SessionAffinity) -> bool:
