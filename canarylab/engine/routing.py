@@ -243,7 +243,18 @@ def _http_route(ctx: TickContext, primary: int, canary: int, mirrored: bool,
         # A/B testing: the weighted rule takes the matched requests; everyone else stays on the primary
         rules[0]["matches"] = merge_matches(gateway_matches(c.analysis.match), matches)
         rules.append(rule([backend(f"{svc}-primary", 100)]))
-    return {"parentRefs": refs, "hostnames": list(c.spec.service.hosts), "rules": rules}
+    spec: Obj = {"parentRefs": refs, "rules": rules}
+    if c.spec.service.hosts:  # Flagger's Go omits an empty list
+        spec["hostnames"] = list(c.spec.service.hosts)
+    return spec
+
+
+def _spec_patch(kind: Kind, spec: Obj) -> Obj:
+    """A merge patch that makes the object's spec ``spec``: the HTTPRoute's hostnames go when there are none
+    (Flagger updates the whole object; a merge patch would keep the old list)."""
+    if kind is HTTP_ROUTE and "hostnames" not in spec:
+        return {"spec": {**spec, "hostnames": None}}
+    return {"spec": spec}
 
 
 def _spec(ctx: TickContext, primary: int, canary: int, mirrored: bool = False,
@@ -445,7 +456,7 @@ async def reconcile(ctx: TickContext) -> None:
         await ctx.cluster.create(kind.new(c.namespace, name, spec=spec) | {"metadata": meta})
         _note(ctx, 100, 0)
     elif _shape(ctx, existing.get("spec") or {}) != _shape(ctx, spec):
-        await ctx.cluster.patch(kind, c.namespace, name, {"spec": spec})
+        await ctx.cluster.patch(kind, c.namespace, name, _spec_patch(kind, spec))
         _note(ctx, 100, 0)
         ctx.notes.mirrored = False
 
@@ -490,11 +501,12 @@ async def set_routes(ctx: TickContext, primary: int, canary: int, *, mirrored: b
             spec = _spec(ctx, primary, canary, mirrored, sticky.cookies_after(ctx, changes))
         except sticky.StickyError as err:
             raise RoutingError(str(err)) from None
-        await ctx.cluster.patch(kind, c.namespace, c.service_name, {"spec": spec})
+        await ctx.cluster.patch(kind, c.namespace, c.service_name, _spec_patch(kind, spec))
         if changes:
             await set_session_cookies(ctx, changes)
     else:
-        await ctx.cluster.patch(kind, c.namespace, c.service_name, {"spec": _spec(ctx, primary, canary, mirrored)})
+        await ctx.cluster.patch(kind, c.namespace, c.service_name, _spec_patch(kind, _spec(ctx, primary, canary,
+                                                                                          mirrored)))
     ctx.notes.mirrored = mirrored
     _note(ctx, primary, canary)
 

@@ -702,6 +702,15 @@ def _rules(c: Canary) -> list[Problem]:
         out.append(Problem("spec.service.gatewayRefs", "GatewayRefs must be specified when using Gateway API "
                            "as a provider (for Linkerd: the apex Service, group core, kind Service)",
                            has_value=False))  # fmt: skip
+    if provider in GATEWAY_PROVIDERS and c.session_affinity is not None and (spec.service.headers or {}).get(
+            "response") is not None:
+        # Flagger's rule that expires the cookie after a run adds a second ResponseHeaderModifier to the rule, which
+        # the Gateway API's CRD refuses: every promotion and rollback would fail (seen with Flagger v1.44)
+        out.append(Problem("spec.service.headers.response", "cannot be combined with analysis.sessionAffinity on the "
+                           "Gateway API: after the run Flagger's route would carry two ResponseHeaderModifier filters, "
+                           "which the API server refuses (\"ResponseHeaderModifier filter cannot be repeated\"), and "
+                           "promotion and rollback would fail; remove the response headers or sessionAffinity",
+                           spec.service.headers.get("response") if spec.service.headers else None))
     if spec.autoscaler_ref is not None:
         ref = spec.autoscaler_ref
         if ref.kind != "HorizontalPodAutoscaler":

@@ -171,3 +171,18 @@ def test_providers_whose_flagger_router_ignores_session_affinity_are_refused_nam
                                         r"cookie name"):
         parse_canary(same)
     assert parse_canary(gateway(sessionAffinity={"cookieName": "flagger-cookie"})).session_affinity is not None
+
+
+def test_response_headers_with_session_affinity_on_the_gateway_api_are_refused() -> None:
+    # Flagger v1.44 writes a rule the API server refuses after the run (two ResponseHeaderModifier filters), so its
+    # promotion and rollback fail over and over; canarylab says so before the run
+    obj = gateway(sessionAffinity={"cookieName": "flagger-cookie"})
+    obj["spec"]["service"]["headers"] = {"response": {"add": {"x-served-by": "podinfo"}}}
+    with pytest.raises(SpecError, match=r"spec\.service\.headers\.response: cannot be combined with "
+                                        r"analysis\.sessionAffinity on the Gateway API.*cannot be repeated"):
+        parse_canary(obj)
+    obj["spec"]["service"]["headers"] = {"request": {"add": {"x-via": "gateway"}}}
+    parse_canary(obj)  # request headers are fine
+    sticky_istio = istio(sessionAffinity={"cookieName": "flagger-cookie"})
+    sticky_istio["spec"]["service"]["headers"] = {"response": {"add": {"x-served-by": "podinfo"}}}
+    parse_canary(sticky_istio)  # Istio keeps headers in a map: nothing repeats
