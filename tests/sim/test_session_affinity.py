@@ -6,10 +6,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from canarylab.engine.clock import run_virtual
-from canarylab.engine.kinds import CANARY
+from canarylab.engine.clock import LoopClock, run_virtual
+from canarylab.engine.kinds import CANARY, SERVICE, VIRTUAL_SERVICE
+from canarylab.sim.cluster import SetCookies, SimCluster
 from canarylab.sim.lab import SimLab
+from canarylab.sim.metrics import LinkerdMetrics
 from canarylab.sim.sessions import CookieJar
+from canarylab.sim.traffic import Traffic
+from tests.sim.test_traffic import app
 
 STICKY = str(Path(__file__).parent / "manifests" / "session-affinity.yaml")
 
@@ -74,3 +78,40 @@ def test_a_cookie_jar_keeps_cookies_until_their_max_age_and_drops_them_when_told
     assert jar.header(61.0) == "theme=dark"
     jar.store("theme=dark; Max-Age=-1", now=62.0)
     assert jar.header(62.0) == ""
+
+
+def test_istios_sticky_routes_keep_a_user_with_the_cookie_on_the_canary() -> None:
+    async def main() -> tuple[SetCookies | None, set[str], int]:
+        cluster = SimCluster(LoopClock())
+        task = asyncio.create_task(cluster.run())
+        cookie = "flagger-cookie=abcdefghij"
+        cluster.load([
+            *app("podinfo-primary", 1), *app("podinfo-canary", 1),
+            SERVICE.new("test", "podinfo", spec={"selector": {"app": "podinfo-primary"}, "ports": [{"port": 9898}]}),
+            CANARY.new("test", "podinfo", spec={"targetRef": {"name": "podinfo"}, "service": {"port": 9898}}),
+            VIRTUAL_SERVICE.new("test", "podinfo", spec={"hosts": ["podinfo"], "http": [
+                {"match": [{"headers": {"Cookie": {"regex": ".*flagger-cookie.*abcdefghij.*"}}}],
+                 "route": [{"destination": {"host": "podinfo-primary"}, "weight": 0},
+                           {"destination": {"host": "podinfo-canary"}, "weight": 100}]},
+                {"route": [{"destination": {"host": "podinfo-primary"}, "weight": 90},
+                           {"destination": {"host": "podinfo-canary"}, "weight": 10,
+                            "headers": {"response": {"add": {"Set-Cookie": f"{cookie}; Max-Age=600"}}}}]}]}),
+        ])
+        await asyncio.sleep(6)
+        traffic = Traffic(cluster, LinkerdMetrics())
+        start = cluster.clock.now()
+        for second in range(1, 121):
+            traffic.step(start + second)
+        users = traffic.users.of("test", "podinfo")
+        sticky = [u for u in users if u.jar.cookies.get("flagger-cookie", ("", 0.0))[0] == "abcdefghij"]
+        for user in sticky:
+            user.last_backend = ""
+        for second in range(121, 241):
+            traffic.step(start + second)
+        task.cancel()
+        return (cluster.set_cookies.get(("test", "podinfo")), {u.last_backend for u in sticky if u.last_backend},
+                len(sticky))
+
+    cookies, served, sticky = run_virtual(main)
+    assert cookies == SetCookies({"podinfo-canary": "flagger-cookie=abcdefghij; Max-Age=600"}, {})
+    assert sticky > 0 and served == {"podinfo-canary"}
