@@ -22,6 +22,7 @@ async def test_sticky_rules_filters_and_timeouts_are_accepted_and_the_cookies_ke
                    sessionAffinity={"cookieName": "flagger-cookie", "primaryCookieName": "primary-cookie"})
     for doc in docs:
         if doc["kind"] == "Canary":
+            doc["spec"]["provider"] = "gatewayapi:v1"  # Flagger's v1beta1 router writes no timeouts
             doc["spec"]["service"].update(SERVICE)
     await apply(lab.plane, docs)
     await lab.start_engine()
