@@ -50,9 +50,12 @@ class LearnApp(CanaryLabApp):
 
     def __init__(self, lab: Lab, lessons: list[Lesson], lesson: Lesson, progress: Progress, *, lab_name: str,
                  work_root: Path, keymap: Mapping[str, str] | None = None, real: bool = False,
-                 start_step: int | None = None, learn_interval: float = 0.5, **options: object) -> None:
-        """``start_step``: where the learner is (default: the saved step on a real lab, step 1 on a fresh one)."""
+                 start_step: int | None = None, learn_interval: float = 0.5, validate: str = "strict",
+                 **options: object) -> None:
+        """``start_step``: where the learner is (default: the saved step on a real lab, step 1 on a fresh one);
+        ``validate``: ``--validate`` for the work files the learner applies."""
         super().__init__(lab, start_lab=False, keymap=keymap, **options)  # type: ignore[arg-type]
+        self.validate = validate
         self.lessons = lessons
         self.progress = progress
         self.lab_name = lab_name
@@ -228,7 +231,7 @@ class LearnApp(CanaryLabApp):
 
         async def apply() -> None:
             try:
-                lines = await apply_file(self.lab.cluster, path, self.lesson.canary[0])
+                lines = await apply_file(self.lab.cluster, path, self.lesson.canary[0], validate=self.validate)
             except UserError as err:
                 self.notify(str(err), title=f"kubectl apply -f {name} failed", severity="error", timeout=15)
                 return

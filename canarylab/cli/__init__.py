@@ -202,9 +202,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
                  [EXIT_SUCCEEDED, EXIT_CANARY_FAILED, EXIT_TIMEOUT, EXIT_PIPE_CLOSED])
     p.epilog = textwrap.fill(
         "supported: targets Deployment and DaemonSet; providers linkerd, smi:v1alpha2, gatewayapi:v1beta1/v1, "
-        "istio and nginx; canary, Blue/Green, A/B testing (analysis.match), mirroring, gates, webhooks, "
-        "MetricTemplates, alerts (printed; sent with --send-alerts). Refused with the field named: other "
-        "providers, sessionAffinity, Istio TCP.", 100) + "\n\n" + (p.epilog or "")
+        "istio and nginx; canary, Blue/Green, A/B testing (analysis.match), mirroring, session affinity "
+        "(analysis.sessionAffinity on gatewayapi and istio), gates, webhooks, MetricTemplates, alerts (printed; "
+        "sent with --send-alerts). Refused with the field named: other providers, sessionAffinity on linkerd, "
+        "smi and nginx, Istio TCP.", 100) + "\n\n" + (p.epilog or "")
     _add_lab_inputs(p)
     p.add_argument("--scenario", metavar="FILE", help="YAML list of steps (default: set image to 3.1.1 at 0s)")
     p.add_argument("--json", action="store_true",
@@ -247,6 +248,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
                    help="run the simulated lab X times real time (default 2)")
     p.add_argument("--workdir", metavar="DIR",
                    help="where the files you edit are written (default ./canarylab-lessons)")
+    add_validate_flag(p)  # the lesson files the learner edits and applies, and the keymap
     _add_cluster_inputs(p)
     handlers["learn"] = "canarylab.cli.learn:run"
 

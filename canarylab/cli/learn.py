@@ -44,6 +44,11 @@ def run(args: argparse.Namespace) -> int:
     return _dashboard(args, lessons, progress)
 
 
+def _validate(args: argparse.Namespace) -> str:
+    """``--validate`` (strict unless given)."""
+    return str(getattr(args, "validate", None) or "strict")
+
+
 def _lab_name(args: argparse.Namespace) -> str:
     return f"context {args.context}" if args.context else SIM_LAB
 
@@ -77,7 +82,10 @@ def _dashboard(args: argparse.Namespace, lessons: list[Lesson], progress: Progre
         first = next((lesson for lesson in lessons if lesson.id == current), None) or \
             (unfinished[0] if unfinished else lessons[0])
     work_root = Path(args.workdir) if args.workdir else Path.cwd() / "canarylab-lessons"
-    keymap = keys.load_keymap()
+    notes: list[str] = []
+    keymap = keys.load_keymap(validate=_validate(args), warnings=notes)
+    for note in notes:
+        print(f"canarylab: warning: {note}", file=sys.stderr, flush=True)
     if args.context:
         return asyncio.run(_real(args, lessons, first, progress, work_root, keymap))
     return asyncio.run(_simulated(args, lessons, first, progress, work_root, keymap))
@@ -106,9 +114,10 @@ async def _simulated(args: argparse.Namespace, lessons: list[Lesson], lesson: Le
                 work_dir = work_dir_of(lesson, work_root)
                 prepare_work_dir(lesson, work_dir)
                 start = await catch_up(lab, lesson, saved, work_dir, speed=CATCH_UP_SPEED,
-                                       log=lambda line: print(line, file=sys.stderr, flush=True))
+                                       log=lambda line: print(line, file=sys.stderr, flush=True),
+                                       validate=_validate(args))
             app = LearnApp(lab, lessons, lesson, progress, lab_name=SIM_LAB, work_root=work_root, keymap=keymap,
-                           start_step=start)
+                           start_step=start, validate=_validate(args))
             await app.run_async()
             lesson = app.next_lesson
         finally:

@@ -251,6 +251,9 @@ class Recording:
     events: list[dict[str, Any]] = field(default_factory=list)
     hook_calls: list[str] = field(default_factory=list)
     final: dict[str, Any] = field(default_factory=dict)
+    routes: list[Any] = field(default_factory=list)
+    """The routing object's spec as it changed (normalised, without repeats); reported, not compared (the two
+    controllers may write intermediate states the other does not), for reading the shapes side by side."""
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     timed_out: bool = False
@@ -347,6 +350,8 @@ class Run:
         self._tick()
 
     def _on_route(self, obj: Obj | None) -> None:
+        if obj is not None:
+            _push(self.rec.routes, json.loads(self._cookies(self.norm(json.dumps(obj.get("spec") or {})))))
         weights = weights_of(obj) if obj is not None else None
         self._weight = weights[1] if weights else None
         if self._weight == 0 and self._second_image is not None and "restart" not in self.rec.reaction:
@@ -446,9 +451,25 @@ class Run:
                                        for b in spec.get("backends") or [])}
         rules = []
         for rule in spec.get("rules") or []:
-            rules.append({"matches": rule.get("matches"),
-                          "backends": sorted((b.get("name"), b.get("weight")) for b in rule.get("backendRefs") or [])})
-        return {"parentRefs": spec.get("parentRefs"), "rules": rules}
+            shape = {"matches": rule.get("matches"),
+                     "backends": sorted((b.get("name"), b.get("weight")) for b in rule.get("backendRefs") or [])}
+            # the service's filters and timeouts, and session affinity's per-backend Set-Cookie filters
+            for key in ("filters", "timeouts"):
+                if rule.get(key):
+                    shape[key] = rule[key]
+            backend_filters = {b.get("name"): b["filters"] for b in rule.get("backendRefs") or [] if b.get("filters")}
+            if backend_filters:
+                shape["backend filters"] = backend_filters
+            rules.append(shape)
+        return json.loads(self._cookies(json.dumps({"parentRefs": spec.get("parentRefs"), "rules": rules})))
+
+    def _cookies(self, text: str) -> str:
+        """Session affinity's cookie values (ten random letters in Flagger) as ``<cookie>``."""
+        affinity = (self.s.canary["spec"].get("analysis") or {}).get("sessionAffinity") or {}
+        for name in (affinity.get("cookieName"), affinity.get("primaryCookieName")):
+            if name:
+                text = re.sub(rf"{re.escape(name)}(=|\.\*)[A-Za-z]{{10}}", rf"{name}\1<cookie>", text)
+        return text
 
     def finish(self, final: dict[str, Any]) -> Recording:
         r = self.rec

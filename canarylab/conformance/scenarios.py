@@ -247,6 +247,18 @@ SCENARIOS: tuple[Scenario, ...] = (
              canary(), actions=(Action(weight_at_least(20), "delete-canary"),), ends="deleted", settle=15),
     Scenario("controller-restart", "the controller is stopped at weight 20 and started again 12 s later",
              canary({"maxWeight": 40}), actions=(Action(weight_at_least(20), "restart", 12.0),)),
+    Scenario("session-affinity", "gatewayapi:v1 with sessionAffinity (canary and primary cookies), service "
+             "headers and timeouts: the sticky rules and filters Flagger writes",
+             canary({"maxWeight": 20, "sessionAffinity": {"cookieName": "flagger-cookie",
+                                                           "primaryCookieName": "primary-cookie", "maxAge": 600},
+                     "metrics": [{"name": "p99", "templateRef": {"name": "p99-latency"},
+                                  "thresholdRange": {"max": 500}, "interval": "10s"}]},
+                    provider="gatewayapi:v1",
+                    service={"port": 9898, "targetPort": 9898, "timeout": "30s", "backendTimeout": "10s",
+                             "headers": {"request": {"set": {"x-b": "2", "x-a": "1"}, "remove": ["x-debug"]}},
+                             "gatewayRefs": [{"name": "podinfo", "group": "core", "kind": "Service",
+                                              "port": 9898}]}),
+             mesh_provider="gatewayapi:v1", extra=(LATENCY_TEMPLATE,)),
 )
 
 BY_NAME = {s.name: s for s in SCENARIOS}

@@ -40,7 +40,18 @@ from canarylab.engine.events import (
     WeightChanged,
 )
 from canarylab.engine.flagger_metrics import CanaryFacts
-from canarylab.engine.kinds import CANARY, DAEMON_SET, DEPLOYMENT, EVENT, HTTP_ROUTE, TRAFFIC_SPLIT, Kind, Obj
+from canarylab.engine.kinds import (
+    CANARY,
+    DAEMON_SET,
+    DEPLOYMENT,
+    EVENT,
+    HTTP_ROUTE,
+    INGRESS,
+    TRAFFIC_SPLIT,
+    VIRTUAL_SERVICE,
+    Kind,
+    Obj,
+)
 from canarylab.engine.ports import Clock, Cluster, ClusterError, Metrics, WatchEvent, WebhookCall, Webhooks
 from canarylab.engine.spec import Canary, SpecError, parse_canary
 from canarylab.engine.tick import advance_canary
@@ -148,6 +159,7 @@ class Engine:
         self._target_index: dict[tuple[str, str], list[_Slot]] | None = None
         self._target_index_size = -1
         self._stopping = False
+        self._routers_seen: dict[str, asyncio.Event] = {}  # readonly: a Canary routes with this kind
         self.ticks = 0
         """How many ticks ran (benchmarks)."""
         self.tick_cpu = 0.0
@@ -179,6 +191,12 @@ class Engine:
                     group.create_task(self._keep_watching("TrafficSplits",
                                                           lambda: self._observe_routes(TRAFFIC_SPLIT)))
                     group.create_task(self._keep_watching("HTTPRoutes", lambda: self._observe_routes(HTTP_ROUTE)))
+                    # Istio's and the ingress's objects only once a Canary routes with them (a cluster without
+                    # Istio has no VirtualServices to watch)
+                    group.create_task(self._keep_watching("VirtualServices", lambda: self._observe_routes(
+                        VIRTUAL_SERVICE, on_demand=True)))
+                    group.create_task(self._keep_watching("Ingresses", lambda: self._observe_routes(
+                        INGRESS, on_demand=True)))
                     group.create_task(self._keep_watching("Events", self._observe_events))
                 else:
                     group.create_task(self._keep_watching("Canaries", self._watch_canaries))
@@ -583,9 +601,13 @@ class Engine:
             try:
                 slot.canary = parse_canary(self._provided(obj))
                 slot.problem = None
+                self._router_seen(slot.canary.router).set()
             except SpecError as err:
                 slot.problem = str(err)
             self._status_events(slot, old, obj.get("status") or {})
+
+    def _router_seen(self, router: str) -> asyncio.Event:
+        return self._routers_seen.setdefault(router, asyncio.Event())
 
     def _status_events(self, slot: _Slot, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
         now = self.clock.now()
@@ -600,7 +622,12 @@ class Engine:
                                     failed_checks=int(new.get("failedChecks", 0) or 0),
                                     iterations=int(new.get("iterations", 0) or 0)))  # fmt: skip
 
-    async def _observe_routes(self, kind: Kind) -> None:
+    async def _observe_routes(self, kind: Kind, *, on_demand: bool = False) -> None:
+        """Follow the weights Flagger writes: a TrafficSplit's or HTTPRoute's backends, a VirtualService's
+        destinations, the canary Ingress's ``canary-weight`` annotation (``on_demand``: start watching once a
+        Canary routes with ``kind``)."""
+        if on_demand:
+            await self._router_seen(kind.kind).wait()
         async for ev in self._watch(kind):
             if ev.type == "DELETED":
                 continue
@@ -609,10 +636,11 @@ class Engine:
             if weights is None:
                 continue
             for slot in self._slots.values():
-                if slot.namespace != meta.get("namespace"):
+                if slot.namespace != meta.get("namespace") or slot.canary is None:
                     continue
-                svc = slot.canary.service_name if slot.canary else None
-                if svc == meta.get("name") and slot.notes.weights != weights:
+                if kind in (VIRTUAL_SERVICE, INGRESS) and slot.canary.router != kind.kind:
+                    continue
+                if routing.canary_route_name(slot.canary) == meta.get("name") and slot.notes.weights != weights:
                     slot.notes.weights = weights
                     self.emit(WeightChanged(time=self.clock.now(), namespace=slot.namespace, name=slot.name,
                                             primary=weights[0], canary=weights[1]))

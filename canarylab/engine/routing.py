@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from canarylab.engine import sticky
 from canarylab.engine.context import TickContext
 from canarylab.engine.documents import copy_json
+from canarylab.engine.durations import parse_duration
 from canarylab.engine.events import WeightChanged
 from canarylab.engine.kinds import DESTINATION_RULE, HTTP_ROUTE, INGRESS, TRAFFIC_SPLIT, VIRTUAL_SERVICE, Kind, Obj
+from canarylab.engine.matches import gateway_matches, istio_merge, merge_matches
+from canarylab.engine.spec import Canary
+from canarylab.engine.status import set_session_cookies
 from canarylab.engine.targets import owner_ref
 
 
@@ -33,7 +38,11 @@ _NGINX_CANARY_KEYS = tuple(f"{NGINX}/{k}" for k in (
 
 def route_name(ctx: TickContext) -> str:
     """The routing object's name: the apex Service's, or ``<ingressRef>-canary`` for NGINX."""
-    c = ctx.canary
+    return canary_route_name(ctx.canary)
+
+
+def canary_route_name(c: Canary) -> str:
+    """:func:`route_name` of a Canary."""
     return f"{c.spec.ingress_ref.name}-canary" if c.router == "Ingress" and c.spec.ingress_ref else c.service_name
 
 
@@ -65,77 +74,11 @@ def _nginx_header_annotations(ctx: TickContext, annotations: dict[str, str]) -> 
     return out
 
 
-def gateway_matches(requests: list[Any] | None) -> list[Obj]:
-    """Flagger's ``mapRouteMatches``: Istio-style ``match`` entries as Gateway API ``HTTPRouteMatch``es.
-
-    Headers and query parameters are written in name order (Flagger ranges over a Go map). The spec
-    validation has already refused selectors the Gateway API cannot express.
-    """
-    out: list[Obj] = []
-    for request in requests or []:
-        if not isinstance(request, dict):
-            continue
-        match: Obj = {}
-        uri = request.get("uri") or {}
-        for key, kind in (("regex", "RegularExpression"), ("exact", "Exact"), ("prefix", "PathPrefix")):
-            if uri.get(key):
-                match["path"] = {"type": kind, "value": uri[key]}
-                break
-        method = (request.get("method") or {}).get("exact")
-        if method:
-            match["method"] = method
-        for field, target in (("headers", "headers"), ("queryParams", "queryParams")):
-            found = []
-            for name, condition in sorted((request.get(field) or {}).items()):
-                condition = condition or {}
-                if condition.get("exact"):
-                    found.append({"name": name, "type": "Exact", "value": condition["exact"]})
-                elif condition.get("regex"):
-                    found.append({"name": name, "type": "RegularExpression", "value": condition["regex"]})
-            if found:
-                match[target] = found
-        if match:
-            out.append(match)
-    return out
-
-
-def _merge_matches(analysis: list[Obj], service: list[Obj]) -> list[Obj]:
-    """``mergeMatchConditions``: every service match, with each analysis match's headers and query params."""
-    if not analysis:
-        return service
-    if not service:
-        return analysis
-    merged = []
-    for a in analysis:
-        for s in service:
-            m = dict(s)
-            if a.get("headers"):
-                m["headers"] = a["headers"]
-            if a.get("queryParams"):
-                m["queryParams"] = a["queryParams"]
-            merged.append(m)
-    return merged
-
-
-def _istio_merge(analysis: list[Any], service: list[Any]) -> list[Any]:
-    """Istio's ``mergeMatchConditions``: each service match with the analysis match's headers and sourceLabels."""
-    if not service:
-        return [copy_json(m) for m in analysis]
-    merged = []
-    for a in analysis:
-        for s in service:
-            m = copy_json(s)
-            if isinstance(a, dict) and a.get("headers") is not None:
-                m["headers"] = copy_json(a["headers"])
-            if isinstance(a, dict) and a.get("sourceLabels") is not None:
-                m["sourceLabels"] = copy_json(a["sourceLabels"])
-            merged.append(m)
-    return merged
-
-
-def _virtual_service(ctx: TickContext, primary: int, canary: int, mirrored: bool) -> Obj:
+def _virtual_service(ctx: TickContext, primary: int, canary: int, mirrored: bool,
+                     cookies: dict[str, str] | None = None) -> Obj:
     """Flagger's Istio router: hosts (the apex always), gateways (``mesh`` by default), one weighted HTTP route
-    carrying the service's match, rewrite, timeout, retries, headers and corsPolicy."""
+    carrying the service's match, rewrite, timeout, retries, headers and corsPolicy; with ``cookies`` (SetRoutes
+    under session affinity) the sticky routes before it."""
     c = ctx.canary
     svc, s = c.service_name, c.spec.service
     hosts = list(s.hosts)
@@ -163,14 +106,19 @@ def _virtual_service(ctx: TickContext, primary: int, canary: int, mirrored: bool
         return out
 
     weighted = route(s.match, [destination(f"{svc}-primary", primary), destination(f"{svc}-canary", canary)])
-    if mirrored:
-        weighted["mirror"] = {"host": f"{svc}-canary"}
-        if c.analysis.mirror_weight > 0:
-            weighted["mirrorPercentage"] = {"value": float(c.analysis.mirror_weight)}
     http = [weighted]
+    if cookies is not None:
+        http = sticky.istio_routes(ctx, canary, weighted, cookies, destination)
+    if mirrored:
+        # on the first route, as Flagger sets Http[0].Mirror (the sticky canary route under session affinity)
+        http[0]["mirror"] = {"host": f"{svc}-canary"}
+        if c.analysis.mirror_weight > 0:
+            http[0]["mirrorPercentage"] = {"value": float(c.analysis.mirror_weight)}
     if c.analysis.match:
-        weighted["match"] = _istio_merge(c.analysis.match, s.match or [])
-        http.append(route(s.match, [destination(f"{svc}-primary", 100)]))
+        # A/B testing replaces the routes (Flagger drops the mirror and the sticky routes here too)
+        first = route(istio_merge(c.analysis.match, s.match or []),
+                      [destination(f"{svc}-primary", primary), destination(f"{svc}-canary", canary)])
+        http = [first, route(s.match, [destination(f"{svc}-primary", 100)])]
     return {"hosts": hosts, "gateways": gateways, "http": http}
 
 
@@ -181,30 +129,142 @@ def _destination_rule(ctx: TickContext, host: str) -> Obj:
     return spec
 
 
-def _spec(ctx: TickContext, primary: int, canary: int, mirrored: bool = False) -> Obj:
+def _gateway_header_filter(operations: Any) -> Obj:
+    """An ``HTTPHeaderFilter`` from Istio-style ``{add, set, remove}``: add and set sorted by name, then value."""
+    ops = operations if isinstance(operations, dict) else {}
+    out: Obj = {}
+    for key in ("add", "set"):
+        pairs = sorted((str(n), str(v)) for n, v in (ops.get(key) or {}).items())
+        if pairs:
+            out[key] = [{"name": n, "value": v} for n, v in pairs]
+    if ops.get("remove"):
+        out["remove"] = [str(n) for n in ops["remove"]]
+    return out
+
+
+def _gateway_filters(ctx: TickContext) -> list[Obj]:
+    """Flagger's ``makeFilters``: ``spec.service.headers`` (request, then response), ``rewrite``, ``mirror`` and
+    ``corsPolicy`` as the HTTPRoute rule's filters, in that order."""
+    s = ctx.canary.spec.service
+    out: list[Obj] = []
+    headers = s.headers or {}
+    if headers.get("request") is not None:
+        out.append({"type": "RequestHeaderModifier", "requestHeaderModifier": _gateway_header_filter(
+            headers["request"])})
+    if headers.get("response") is not None:
+        out.append({"type": "ResponseHeaderModifier", "responseHeaderModifier": _gateway_header_filter(
+            headers["response"])})
+    if s.rewrite is not None:
+        rewrite: Obj = {}
+        if s.rewrite.get("authority"):
+            rewrite["hostname"] = str(s.rewrite["authority"])
+        if s.rewrite.get("uri"):
+            kind = "ReplacePrefixMatch" if s.rewrite.get("type") == "ReplacePrefixMatch" else "ReplaceFullPath"
+            key = "replacePrefixMatch" if kind == "ReplacePrefixMatch" else "replaceFullPath"
+            rewrite["path"] = {"type": kind, key: str(s.rewrite["uri"])}
+        out.append({"type": "URLRewrite", "urlRewrite": rewrite})
+    v1 = ctx.canary.provider != "gatewayapi:v1beta1"  # Flagger's v1beta1 router has no CORS and copies mirrors
+    for mirror in s.mirror:
+        ref = (mirror or {}).get("backendRef") or {}
+        request_mirror = {"backendRef": {k: ref[k] for k in ("group", "kind", "namespace", "name", "port") if k in ref}}
+        out.append({"type": "RequestMirror", "requestMirror": request_mirror if v1 else copy_json(mirror)})
+    if s.cors_policy is not None and v1:
+        out.append({"type": "CORS", "cors": _gateway_cors(s.cors_policy)})
+    return out
+
+
+def _gateway_cors(policy: dict[str, Any]) -> Obj:
+    """``toV1CORSFilter``: allowOrigin (not the pattern list allowOrigins), methods, headers, credentials and
+    maxAge (a Go duration, in whole seconds; dropped when Go could not parse it)."""
+    out: Obj = {}
+    for source, target in (("allowOrigin", "allowOrigins"), ("allowMethods", "allowMethods"),
+                           ("allowHeaders", "allowHeaders"), ("exposeHeaders", "exposeHeaders")):
+        if policy.get(source):
+            out[target] = [str(v) for v in policy[source]]
+    if policy.get("allowCredentials"):
+        out["allowCredentials"] = True
+    if policy.get("maxAge"):
+        try:
+            seconds = int(parse_duration(str(policy["maxAge"])))
+        except ValueError:
+            seconds = 0
+        if seconds:
+            out["maxAge"] = seconds
+    return out
+
+
+def _gateway_timeouts(ctx: TickContext) -> Obj | None:
+    """``makeHTTPRouteTimeouts``: ``spec.service.timeout`` and ``backendTimeout`` as the rule's timeouts (the
+    ``gatewayapi:v1`` router only; Flagger's v1beta1 router writes none)."""
+    s = ctx.canary.spec.service
+    if ctx.canary.provider == "gatewayapi:v1beta1":
+        return None
+    out: Obj = {}
+    if s.timeout:
+        out["request"] = s.timeout
+    if s.backend_timeout:
+        out["backendRequest"] = s.backend_timeout
+    return out or None
+
+
+def _http_route(ctx: TickContext, primary: int, canary: int, mirrored: bool,
+                cookies: dict[str, str] | None = None) -> Obj:
+    """Flagger's Gateway API router: one weighted rule (the service's matches or ``/``, its filters and
+    timeouts); B/G mirroring; with ``cookies`` (SetRoutes under session affinity) the sticky rules before it;
+    A/B testing's matched rule and primary-only rule."""
+    c = ctx.canary
+    svc, port = c.service_name, c.spec.service.port
+    refs = [{k: v for k, v in ref.items()} for ref in c.spec.service.gateway_refs]
+    matches = gateway_matches(c.spec.service.match) or [{"path": {"type": "PathPrefix", "value": "/"}}]
+    timeouts = _gateway_timeouts(ctx)
+
+    def backend(name: str, weight: int) -> Obj:
+        return {"group": "", "kind": "Service", "name": name, "port": port, "weight": weight}
+
+    def rule(backends: list[Obj]) -> Obj:
+        out: Obj = {"matches": copy_json(matches)}
+        filters = _gateway_filters(ctx)
+        if filters:
+            out["filters"] = filters
+        out["backendRefs"] = backends
+        if timeouts:
+            out["timeouts"] = dict(timeouts)
+        return out
+
+    weighted = rule([backend(f"{svc}-primary", primary), backend(f"{svc}-canary", canary)])
+    if mirrored and c.analysis.iterations > 0:
+        # Blue/Green mirroring: every request also goes to the canary, whose answers are dropped
+        weighted.setdefault("filters", []).append({"type": "RequestMirror", "requestMirror": {"backendRef": {
+            "group": "", "kind": "Service", "name": f"{svc}-canary", "port": port}}})
+    rules = [weighted]
+    if cookies is not None:
+        rules = sticky.gateway_rules(ctx, canary, weighted, cookies, backend)
+    if c.analysis.match:
+        # A/B testing: the weighted rule takes the matched requests; everyone else stays on the primary
+        rules[0]["matches"] = merge_matches(gateway_matches(c.analysis.match), matches)
+        rules.append(rule([backend(f"{svc}-primary", 100)]))
+    spec: Obj = {"parentRefs": refs, "rules": rules}
+    if c.spec.service.hosts:  # Flagger's Go omits an empty list
+        spec["hostnames"] = list(c.spec.service.hosts)
+    return spec
+
+
+def _spec_patch(kind: Kind, spec: Obj) -> Obj:
+    """A merge patch that makes the object's spec ``spec``: the HTTPRoute's hostnames go when there are none
+    (Flagger updates the whole object; a merge patch would keep the old list)."""
+    if kind is HTTP_ROUTE and "hostnames" not in spec:
+        return {"spec": {**spec, "hostnames": None}}
+    return {"spec": spec}
+
+
+def _spec(ctx: TickContext, primary: int, canary: int, mirrored: bool = False,
+          cookies: dict[str, str] | None = None) -> Obj:
     c = ctx.canary
     svc = c.service_name
     if c.router == "VirtualService":
-        return _virtual_service(ctx, primary, canary, mirrored)
+        return _virtual_service(ctx, primary, canary, mirrored, cookies)
     if c.router == "HTTPRoute":
-        port = c.spec.service.port
-        refs = [{k: v for k, v in ref.items()} for ref in c.spec.service.gateway_refs]
-        matches = gateway_matches(c.spec.service.match) or [{"path": {"type": "PathPrefix", "value": "/"}}]
-
-        def backend(name: str, weight: int) -> Obj:
-            return {"group": "", "kind": "Service", "name": name, "port": port, "weight": weight}
-
-        rules: list[Obj] = [{"matches": matches,
-                             "backendRefs": [backend(f"{svc}-primary", primary), backend(f"{svc}-canary", canary)]}]
-        if mirrored and c.analysis.iterations > 0:
-            # Blue/Green mirroring: every request also goes to the canary, whose answers are dropped
-            rules[0]["filters"] = [{"type": "RequestMirror", "requestMirror": {"backendRef": {
-                "group": "", "kind": "Service", "name": f"{svc}-canary", "port": port}}}]
-        if c.analysis.match:
-            # A/B testing: the weighted rule takes the matched requests; everyone else stays on the primary
-            rules[0]["matches"] = _merge_matches(gateway_matches(c.analysis.match), matches)
-            rules.append({"matches": matches, "backendRefs": [backend(f"{svc}-primary", 100)]})
-        return {"parentRefs": refs, "hostnames": list(c.spec.service.hosts), "rules": rules}
+        return _http_route(ctx, primary, canary, mirrored, cookies)
     return {
         "service": c.spec.service.hosts[0] if c.spec.service.hosts else svc,
         "backends": [{"service": f"{svc}-canary", "weight": canary},
@@ -212,18 +272,39 @@ def _spec(ctx: TickContext, primary: int, canary: int, mirrored: bool = False) -
     }  # fmt: skip
 
 
-def _shape(spec: Obj) -> Any:
-    """The spec without weights: Flagger rewrites the object only when names drift, not weights."""
+_IN_PROGRESS = ("Waiting", "Progressing", "WaitingPromotion")
+
+
+def _shape(ctx: TickContext, spec: Obj) -> Any:
+    """The spec as Flagger's Reconcile compares it: without weights (it rewrites the object when the rest
+    drifts, not the weights); under session affinity without the sticky routes and the per-backend cookies."""
+    affinity = ctx.canary.session_affinity
     if "backends" in spec:
         return (spec.get("service"), [b.get("service") for b in spec.get("backends") or []])
     if "http" in spec:  # a VirtualService: everything but the weights and the mirror
+        routes = [r for r in spec.get("http") or [] if isinstance(r, dict)
+                  and not (affinity is not None and sticky.is_istio_sticky_route(r, affinity))]
         return (spec.get("hosts"), spec.get("gateways"), [
             ({k: v for k, v in r.items() if k not in ("route", "mirror", "mirrorPercentage")},
-             [(d.get("destination") or {}).get("host") for d in r.get("route") or []])
-            for r in spec.get("http") or [] if isinstance(r, dict)])
-    rules = spec.get("rules") or [{}]
+             [(d.get("destination") or {}).get("host") for d in r.get("route") or []]) for r in routes])
+    # B/G mirroring in progress: the rule's mirror filter is the run's, not drift (Flagger ignores the filters)
+    filters = not (ctx.canary.analysis.mirror and ctx.phase in _IN_PROGRESS)
+    rules = [r for r in spec.get("rules") or [{}] if isinstance(r, dict)
+             and not (affinity is not None and sticky.is_gateway_sticky_rule(r, affinity))]
     return (spec.get("parentRefs"), spec.get("hostnames") or [],
-            [(_comparable(r.get("matches")), [b.get("name") for b in r.get("backendRefs") or []]) for r in rules])
+            [(_comparable(r.get("matches")), [b.get("name") for b in r.get("backendRefs") or []],
+              _comparable_filters(r.get("filters")) if filters else None, r.get("timeouts")) for r in rules])
+
+
+def _comparable_filters(filters: Any) -> Any:
+    """Rule filters without the API server's defaults (a mirror's backendRef ``group: ""``, ``kind: Service``)."""
+    out = []
+    for f in filters or []:
+        if isinstance(f, dict) and isinstance((f.get("requestMirror") or {}).get("backendRef"), dict):
+            ref = f["requestMirror"]["backendRef"]
+            f = {**f, "requestMirror": {**f["requestMirror"], "backendRef": {"group": "", "kind": "Service", **ref}}}
+        out.append(f)
+    return out
 
 
 def _comparable(matches: Any) -> Any:
@@ -245,14 +326,21 @@ def weights_of(obj: Obj) -> tuple[int, int] | None:
     spec = obj.get("spec") or {}
     primary = canary = None
     if obj.get("kind") == "VirtualService":
-        # the first HTTP route with a canary destination carries the split (GetRoutes)
-        for route in spec.get("http") or []:
+        # GetRoutes: the last HTTP route with a canary destination carries the split; under session affinity
+        # the destinations that set the cookie do (the weighted route, after the sticky ones)
+        routes = [r for r in spec.get("http") or [] if isinstance(r, dict)]
+        for route in routes:
             hosts = {str((d.get("destination") or {}).get("host", "")): int(d.get("weight", 0) or 0)
                      for d in route.get("route") or [] if isinstance(d, dict)}
             if any(h.endswith("-canary") for h in hosts):
                 primary = next((w for h, w in hosts.items() if h.endswith("-primary")), 0)
                 canary = next(w for h, w in hosts.items() if h.endswith("-canary"))
-                break
+        for route in routes:
+            for d in route.get("route") or []:
+                host = str((d.get("destination") or {}).get("host", "")) if isinstance(d, dict) else ""
+                if isinstance(d, dict) and d.get("headers") and host.endswith(("-primary", "-canary")):
+                    weight = int(d.get("weight", 0) or 0)
+                    primary, canary = (weight, canary) if host.endswith("-primary") else (primary, weight)
     elif obj.get("kind") == "Ingress":
         annotations = (obj.get("metadata") or {}).get("annotations") or {}
         if any(f"{NGINX}/{k}" in annotations for k in ("canary-by-cookie", "canary-by-header")):
@@ -270,7 +358,11 @@ def weights_of(obj: Obj) -> tuple[int, int] | None:
             elif name.endswith("-canary"):
                 canary = weight
     else:
-        for rule in spec.get("rules") or []:
+        rules = [r for r in spec.get("rules") or [] if isinstance(r, dict)]
+        # session affinity: the rule whose backends set the cookies is the weighted one (GetRoutes)
+        cookie_rules = [r for r in rules if any(isinstance(b, dict) and b.get("filters")
+                                                for b in r.get("backendRefs") or [])]
+        for rule in rules + cookie_rules[-1:]:
             if len(rule.get("backendRefs") or []) != 2:
                 continue  # A/B testing: the primary-only rule for unmatched requests carries no split
             for b in rule.get("backendRefs") or []:
@@ -363,8 +455,8 @@ async def reconcile(ctx: TickContext) -> None:
             meta["annotations"] = dict(c.spec.service.apex.annotations)
         await ctx.cluster.create(kind.new(c.namespace, name, spec=spec) | {"metadata": meta})
         _note(ctx, 100, 0)
-    elif _shape(existing.get("spec") or {}) != _shape(spec):
-        await ctx.cluster.patch(kind, c.namespace, name, {"spec": spec})
+    elif _shape(ctx, existing.get("spec") or {}) != _shape(ctx, spec):
+        await ctx.cluster.patch(kind, c.namespace, name, _spec_patch(kind, spec))
         _note(ctx, 100, 0)
         ctx.notes.mirrored = False
 
@@ -403,8 +495,18 @@ async def set_routes(ctx: TickContext, primary: int, canary: int, *, mirrored: b
     kind = router_kind(ctx)
     if kind is INGRESS:
         await _set_ingress_weight(ctx, canary)
+    elif c.session_affinity is not None and kind in (HTTP_ROUTE, VIRTUAL_SERVICE):
+        changes = sticky.cookie_changes(ctx, c.session_affinity, canary)
+        try:
+            spec = _spec(ctx, primary, canary, mirrored, sticky.cookies_after(ctx, changes))
+        except sticky.StickyError as err:
+            raise RoutingError(str(err)) from None
+        await ctx.cluster.patch(kind, c.namespace, c.service_name, _spec_patch(kind, spec))
+        if changes:
+            await set_session_cookies(ctx, changes)
     else:
-        await ctx.cluster.patch(kind, c.namespace, c.service_name, {"spec": _spec(ctx, primary, canary, mirrored)})
+        await ctx.cluster.patch(kind, c.namespace, c.service_name, _spec_patch(kind, _spec(ctx, primary, canary,
+                                                                                          mirrored)))
     ctx.notes.mirrored = mirrored
     _note(ctx, primary, canary)
 

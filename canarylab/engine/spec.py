@@ -84,9 +84,11 @@ class CanaryService(_Model):
     delegation: bool = False
     rewrite: dict[str, Any] | None = None
     timeout: str | None = None
+    backend_timeout: str | None = Field(None, alias="backendTimeout")  # the Gateway API's only
     retries: dict[str, Any] | None = None
     headers: dict[str, Any] | None = None
     cors_policy: dict[str, Any] | None = Field(None, alias="corsPolicy")
+    mirror: list[dict[str, Any]] = Field(default_factory=list)  # Gateway API RequestMirror filters
     traffic_policy: dict[str, Any] | None = Field(None, alias="trafficPolicy")
     headless: bool = False
     port_discovery: bool = Field(False, alias="portDiscovery")
@@ -159,6 +161,46 @@ class CanaryAlert(_Model):
     provider_ref: TemplateRef = Field(alias="providerRef")
 
 
+class SessionAffinity(_Model):
+    """``analysis.sessionAffinity``: sticky canary sessions by cookie (Flagger's Gateway API and Istio routers)."""
+
+    cookie_name: str = Field("", alias="cookieName")
+    primary_cookie_name: str = Field("", alias="primaryCookieName")
+    max_age: int = Field(0, alias="maxAge")
+    domain: str = ""
+    http_only: bool = Field(False, alias="httpOnly")
+    partitioned: bool = False
+    path: str = ""
+    same_site: str = Field("", alias="sameSite")
+    secure: bool = False
+
+    @property
+    def max_age_seconds(self) -> int:
+        """``GetMaxAge``: a day when unset."""
+        return self.max_age or 86400
+
+    def build_cookie(self, cookie: str, max_age: int) -> str:
+        """``BuildCookie``: the ``Set-Cookie`` value for ``name=value`` with its attributes, in Flagger's order."""
+        out = f"{cookie}; Max-Age={max_age}"
+        if self.domain:
+            out += f"; Domain={self.domain}"
+        if self.http_only:
+            out += "; HttpOnly"
+        if self.partitioned:
+            out += "; Partitioned"
+        if self.path:
+            out += f"; Path={self.path}"
+        if self.same_site:
+            out += f"; SameSite={self.same_site}"
+        if self.secure:
+            out += "; Secure"
+        return out
+
+
+SESSION_AFFINITY_PROVIDERS = ("gatewayapi:v1", "gatewayapi:v1beta1", "istio")
+"""The providers whose Flagger routers implement ``analysis.sessionAffinity``."""
+
+
 class CanaryAnalysis(_Model):
     """``spec.analysis``."""
 
@@ -177,6 +219,7 @@ class CanaryAnalysis(_Model):
     metrics: list[CanaryMetric] = Field(default_factory=list)
     webhooks: list[CanaryWebhook] = Field(default_factory=list)
     alerts: list[CanaryAlert] = Field(default_factory=list)
+    session_affinity: SessionAffinity | None = Field(None, alias="sessionAffinity")
 
 
 class CanarySpec(_Model):
@@ -242,6 +285,12 @@ class Canary(_Model):
     def analysis(self) -> CanaryAnalysis:
         """``spec.analysis``, else the deprecated ``spec.canaryAnalysis``, else an empty one."""
         return self.spec.analysis or self.spec.canary_analysis or _EMPTY_ANALYSIS
+
+    @property
+    def session_affinity(self) -> SessionAffinity | None:
+        """``spec.analysis.sessionAffinity`` (Flagger reads it from ``spec.analysis`` only, never from the
+        deprecated ``canaryAnalysis``)."""
+        return self.spec.analysis.session_affinity if self.spec.analysis is not None else None
 
     @property
     def skip_analysis(self) -> bool:
@@ -548,9 +597,19 @@ def _raw_rules(obj: Obj) -> list[Problem]:
             out.append(Problem("spec.analysis.mirror", f"traffic mirroring is not supported by provider "
                                f"{provider} (SMI TrafficSplit): the canary would stay at weight 0; remove "
                                "mirror", analysis["mirror"]))  # fmt: skip
-    if isinstance(analysis, dict) and analysis.get("sessionAffinity"):
-        out.append(Problem("spec.analysis.sessionAffinity", "session affinity is not implemented by canarylab "
-                           "(Flagger's sticky canary cookies); remove sessionAffinity", analysis["sessionAffinity"]))
+    raw_analysis = spec.get("analysis")
+    affinity = raw_analysis.get("sessionAffinity") if isinstance(raw_analysis, dict) else None
+    if affinity and isinstance(provider, str) and provider not in SESSION_AFFINITY_PROVIDERS:
+        out.append(Problem("spec.analysis.sessionAffinity", "sticky canary sessions work only with providers "
+                           f"{', '.join(SESSION_AFFINITY_PROVIDERS)} (Flagger's Gateway API and Istio routers); "
+                           f"Flagger's {provider} router ignores sessionAffinity and users would not stick to the "
+                           "canary: remove it or change spec.provider", affinity))
+    elif isinstance(affinity, dict) and (affinity.get("cookieName") or "") == (affinity.get("primaryCookieName")
+                                                                                or ""):
+        out.append(Problem("spec.analysis.sessionAffinity.primaryCookieName", "can't use the same cookie name for "
+                           "both primary and cookie name; please update them to be different (set cookieName, "
+                           "and primaryCookieName to another name or leave it out)",
+                           affinity.get("primaryCookieName") or ""))  # fmt: skip
     raw_svc = spec.get("service")
     if provider == "istio" and isinstance(raw_svc, dict) and str(raw_svc.get("appProtocol", "")).lower() == "tcp":
         out.append(Problem("spec.service.appProtocol", "TCP routing on Istio is not implemented by canarylab; "
@@ -643,6 +702,15 @@ def _rules(c: Canary) -> list[Problem]:
         out.append(Problem("spec.service.gatewayRefs", "GatewayRefs must be specified when using Gateway API "
                            "as a provider (for Linkerd: the apex Service, group core, kind Service)",
                            has_value=False))  # fmt: skip
+    if provider in GATEWAY_PROVIDERS and c.session_affinity is not None and (spec.service.headers or {}).get(
+            "response") is not None:
+        # Flagger's rule that expires the cookie after a run adds a second ResponseHeaderModifier to the rule, which
+        # the Gateway API's CRD refuses: every promotion and rollback would fail (seen with Flagger v1.44)
+        out.append(Problem("spec.service.headers.response", "cannot be combined with analysis.sessionAffinity on the "
+                           "Gateway API: after the run Flagger's route would carry two ResponseHeaderModifier filters, "
+                           "which the API server refuses (\"ResponseHeaderModifier filter cannot be repeated\"), and "
+                           "promotion and rollback would fail; remove the response headers or sessionAffinity",
+                           spec.service.headers.get("response") if spec.service.headers else None))
     if spec.autoscaler_ref is not None:
         ref = spec.autoscaler_ref
         if ref.kind != "HorizontalPodAutoscaler":

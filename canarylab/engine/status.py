@@ -99,3 +99,14 @@ async def set_failed_checks(ctx: TickContext, failed: int) -> None:
 
 async def set_iterations(ctx: TickContext, iterations: int) -> None:
     await write_status(ctx, {"iterations": iterations})
+
+
+async def set_session_cookies(ctx: TickContext, changes: dict[str, Any]) -> None:
+    """The session affinity cookies of the run (``sessionAffinityCookie`` and friends): Flagger sets them on its
+    copy of the Canary in SetRoutes and its next status write carries them; written here at once, alone (no
+    transition time, no events), so a restarted engine keeps the cookies users hold."""
+    c = ctx.canary
+    await ctx.cluster.patch_status(CANARY, c.namespace, c.name, changes)
+    merged = merge_patch(ctx.status, changes)
+    ctx.status.clear()
+    ctx.status.update(merged)

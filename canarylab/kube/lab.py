@@ -18,6 +18,7 @@ from canarylab.engine.alerts import Alerts
 from canarylab.engine.clock import LoopClock
 from canarylab.engine.kinds import DAEMON_SET, DEPLOYMENT, NAMESPACE
 from canarylab.engine.ports import ClusterError, Conflict, Metrics, NotFound, Webhooks
+from canarylab.engine.tasks import failed_task
 from canarylab.errors import UserError
 from canarylab.kube import config
 from canarylab.kube.cluster import KubeCluster, Log, log_to_logger
@@ -163,10 +164,7 @@ class KubeLab:
     def failed_task(self) -> BaseException | None:
         """The engine's error when its task died (as :meth:`SimLab.failed_task`), else ``None``; a cancelled or
         running engine has none. The dashboard polls it to say "the engine stopped" instead of freezing."""
-        task = self._task
-        if task is None or not task.done() or task.cancelled():
-            return None
-        return task.exception()
+        return failed_task([self._task])
 
     async def stop(self) -> None:
         """Stop the engine and close the HTTP clients; never raises."""

@@ -9,18 +9,23 @@ from canarylab.engine.ports import Cluster
 from canarylab.errors import UserError
 from canarylab.manifests import load_documents
 from canarylab.sim.inputs import check_object, read_file
+from canarylab.validation import STRICT
 
 
-async def apply_file(cluster: Cluster, path: Path, default_namespace: str = "test") -> list[str]:
+async def apply_file(cluster: Cluster, path: Path, default_namespace: str = "test", *,
+                     validate: str = STRICT) -> list[str]:
     """Apply every document of ``path``; returns ``kubectl``-style lines (``canary.flagger.app/podinfo configured``).
 
     A problem (YAML, an unsupported kind, an invalid Canary or MetricTemplate) is a :class:`UserError` naming the
-    file, the document and the field; nothing is applied then.
+    file, the document and the field; nothing is applied then. ``validate`` is ``--validate``: under ``strict``
+    an unknown field is such a problem; under ``warn`` it is dropped and reported first, as kubectl's
+    ``Warning: ...`` lines; under ``ignore`` it is dropped silently.
     """
     docs = load_documents(read_file(str(path)), path.name)
-    for index, doc in enumerate(docs, 1):
-        check_object(doc, f"{path.name}: document {index}")
-    lines = []
+    warnings: list[str] = []
+    docs = [check_object(doc, f"{path.name}: document {index}", validate=validate, warnings=warnings)
+            for index, doc in enumerate(docs, 1)]
+    lines = [f"Warning: {w}" for w in warnings]
     for doc in docs:
         kind = kind_of(doc)
         meta = doc.setdefault("metadata", {})
@@ -43,6 +48,6 @@ async def apply_file(cluster: Cluster, path: Path, default_namespace: str = "tes
             continue
         await cluster.replace(doc)
         lines.append(f"{label} configured")
-    if not lines:
+    if len(lines) == len(warnings):
         raise UserError(f"{path.name}: no objects to apply.")
     return lines

@@ -30,6 +30,7 @@ from canarylab.learn.model import Action, Lesson, Step
 from canarylab.learn.tracker import prepare_work_dir
 from canarylab.sim.inputs import lab_objects
 from canarylab.sim.lab import SimLab
+from canarylab.validation import STRICT
 
 POLL = 1.0  # lab seconds between two evaluations of a check
 NAMESPACE = "test"
@@ -55,8 +56,9 @@ def lesson_lab(lesson: Lesson, *, speed: float | None, prometheus: str | None = 
     return SimLab(speed=speed if not prometheus else 1.0, prometheus=prometheus, objects=objects)
 
 
-async def perform(action: Action, lab: SimLab, lesson: Lesson, work_dir: Path) -> str:
-    """Do one action in the lab, as the learner's key, kubectl command or edit would; returns what was done."""
+async def perform(action: Action, lab: SimLab, lesson: Lesson, work_dir: Path, *, validate: str = STRICT) -> str:
+    """Do one action in the lab, as the learner's key, kubectl command or edit would; returns what was done.
+    ``validate`` is ``--validate`` for the work files applied."""
     a = action.args if isinstance(action.args, dict) else {}
     namespace, canary = lesson.canary
     match action.name:
@@ -74,7 +76,7 @@ async def perform(action: Action, lab: SimLab, lesson: Lesson, work_dir: Path) -
             shutil.copyfile(lesson.source.parent / "files" / a["source"], work_dir / a["file"])
             return f"edited {a['file']}"
         case "apply":
-            lines = await apply_file(lab.cluster, work_dir / str(action.args), namespace)
+            lines = await apply_file(lab.cluster, work_dir / str(action.args), namespace, validate=validate)
             return "; ".join(lines)
         case "initialized":
             await _initialized(lab, lesson)
@@ -137,13 +139,13 @@ async def play(lesson: Lesson, *, speed: float | None = None, log: Callable[[str
 
 
 async def _play_step(lab: SimLab, lesson: Lesson, step: Step, observe: Callable[[], Observation],
-                     work_dir: Path) -> str:
+                     work_dir: Path, validate: str = STRICT) -> str:
     """``""`` when the step behaved, else what went wrong."""
     if step.wrong or step.wrong_wait:
         for action in step.wrong:
             # a wrong action may well be refused; what matters is that the check does not pass
             with contextlib.suppress(EngineError, ClusterError, UserError, ValueError):
-                await perform(action, lab, lesson, work_dir)
+                await perform(action, lab, lesson, work_dir, validate=validate)
         deadline = lab.elapsed() + step.wrong_wait
         while True:
             parts = await evaluate(step.check, observe())
@@ -155,7 +157,7 @@ async def _play_step(lab: SimLab, lesson: Lesson, step: Step, observe: Callable[
             await lab.clock.sleep(POLL)
     for action in step.auto:
         try:
-            await perform(action, lab, lesson, work_dir)
+            await perform(action, lab, lesson, work_dir, validate=validate)
         except (EngineError, ClusterError, UserError, ValueError) as err:
             return f"action {action.name} was refused: {err}"
     deadline = lab.elapsed() + step.within
@@ -173,9 +175,10 @@ async def _play_step(lab: SimLab, lesson: Lesson, step: Step, observe: Callable[
 
 
 async def catch_up(lab: SimLab, lesson: Lesson, steps: int, work_dir: Path, *, speed: float,
-                   log: Callable[[str], None] = lambda _: None) -> int:
+                   log: Callable[[str], None] = lambda _: None, validate: str = STRICT) -> int:
     """Replay the first ``steps`` steps' actions on a fresh lab at ``speed`` (the learner did them before), then
-    go back to the lab's own speed. Returns the steps replayed; stops early if one does not complete."""
+    go back to the lab's own speed. Returns the steps replayed; stops early if one does not complete. The
+    learner's work files are applied under ``validate`` (``--validate``)."""
     own = lab.clock.speed
     lab.clock.set_speed(speed)
     events: list[EngineEvent] = []
@@ -191,7 +194,7 @@ async def catch_up(lab: SimLab, lesson: Lesson, steps: int, work_dir: Path, *, s
             # the learner's own edits are in the work files already: apply them, never the lesson's solution
             replay = replace(step, wrong=(), wrong_wait=0.0, auto=tuple(a for a in step.auto if a.name != "write"))
             log(f"canarylab: replaying step {number + 1}/{len(lesson.steps)}: {step.title}")
-            if await _play_step(lab, lesson, replay, observe, work_dir):
+            if await _play_step(lab, lesson, replay, observe, work_dir, validate):
                 return number
         return steps
     finally:

@@ -18,7 +18,7 @@ from typing import Any
 
 from canarylab.engine.kinds import CANARY, HTTP_ROUTE, POD, SERVICE, TRAFFIC_SPLIT, VIRTUAL_SERVICE, Kind, Obj
 from canarylab.engine.ports import Clock, Cluster, ClusterError, WatchEvent
-from canarylab.sim.cluster import MatchedRule, ServiceInfo, SimCluster, SimPod
+from canarylab.sim.cluster import MatchedRule, ServiceInfo, SetCookies, SimCluster, SimPod
 from canarylab.sim.workloads import Fault
 
 log = logging.getLogger("canarylab.sim.attached")
@@ -85,6 +85,11 @@ class ClusterView:
     def mirrors(self) -> dict[tuple[str, str], tuple[str, float]]:
         """Mirrored traffic per apex Service."""
         return self._router.mirrors
+
+    @property
+    def set_cookies(self) -> dict[tuple[str, str], SetCookies]:
+        """Session affinity's ``Set-Cookie`` answers per apex Service."""
+        return self._router.set_cookies
 
     def ready_pods(self, namespace: str, selector: dict[str, str]) -> list[SimPod]:
         """Ready pods in ``namespace`` whose labels match every ``selector`` entry (sorted by name)."""

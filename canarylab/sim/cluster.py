@@ -163,6 +163,9 @@ class SimCluster(MemoryCluster):
         self.mirrors: dict[tuple[str, str], tuple[str, float]] = {}
         """Per apex Service, the Service its requests are mirrored to and the share mirrored (Blue/Green with
         ``mirror``: the copies reach the canary, their answers are dropped)."""
+        self.set_cookies: dict[tuple[str, str], SetCookies] = {}
+        """Per apex Service whose route answers with ``Set-Cookie`` (session affinity), which backends and
+        matched rules set which cookie."""
         self.canaries: dict[tuple[str, str], Obj] = {}
         self.topology = 0
         """Bumped whenever something that decides where traffic goes changes (for caches)."""
@@ -173,6 +176,7 @@ class SimCluster(MemoryCluster):
         self._route_sources: dict[tuple[str, str, str], tuple[str, list[tuple[str, int]]]] = {}
         self._matched_sources: dict[tuple[str, str, str], tuple[str, list[MatchedRule]]] = {}
         self._mirror_sources: dict[tuple[str, str, str], tuple[str, str, float]] = {}
+        self._cookie_sources: dict[tuple[str, str, str], tuple[str, SetCookies]] = {}
         self._hpas: dict[tuple[str, str], Obj] = {}
         self._deployments: dict[tuple[str, str], Obj] = {}
         self._daemon_sets: dict[tuple[str, str], Obj] = {}
@@ -314,6 +318,7 @@ class SimCluster(MemoryCluster):
         self._route_sources.pop(source, None)
         self._matched_sources.pop(source, None)
         self._mirror_sources.pop(source, None)
+        self._cookie_sources.pop(source, None)
         if obj is not None:
             spec = obj.get("spec") or {}
             annotations = (obj.get("metadata") or {}).get("annotations") or {}
@@ -340,10 +345,19 @@ class SimCluster(MemoryCluster):
                 apex = short[-1] if short else key[1]
                 http = [r for r in spec.get("http") or [] if isinstance(r, dict)] or [{}]
                 backends = _istio_backends(http[-1])
-                matched = [(alternatives, _istio_backends(r)) for r in http[:-1]
-                           if (alternatives := _istio_conditions(r.get("match")))]
+                matched: list[MatchedRule] = []
+                cookies = SetCookies({str((d.get("destination") or {}).get("host", "")).split(".")[0]: value
+                                      for d in http[-1].get("route") or [] if isinstance(d, dict)
+                                      if (value := _istio_set_cookie(d))}, {})
+                for r in http[:-1]:
+                    if alternatives := _istio_conditions(r.get("match")):
+                        if value := _istio_set_cookie(r):
+                            cookies.rules[len(matched)] = value
+                        matched.append((alternatives, _istio_backends(r)))
                 if matched:
                     self._matched_sources[source] = (str(apex), matched)
+                if cookies.backends or cookies.rules:
+                    self._cookie_sources[source] = (str(apex), cookies)
                 for r in http:
                     mirror = (r.get("mirror") or {}).get("host")
                     if mirror:
@@ -358,10 +372,18 @@ class SimCluster(MemoryCluster):
                 apex = parents[0] if parents else key[1]
                 rules = spec.get("rules") or [{}]
                 backends = _http_backends(rules[-1])
-                matched = [(alternatives, _http_backends(rule)) for rule in rules[:-1]
-                           if (alternatives := _conditions(rule.get("matches")))]
+                matched = []
+                cookies = SetCookies({str(b.get("name", "")): value for b in rules[-1].get("backendRefs") or []
+                                      if isinstance(b, dict) if (value := _gateway_set_cookie(b))}, {})
+                for rule in rules[:-1]:
+                    if alternatives := _conditions(rule.get("matches")):
+                        if value := _gateway_set_cookie(rule):
+                            cookies.rules[len(matched)] = value
+                        matched.append((alternatives, _http_backends(rule)))
                 if matched:
                     self._matched_sources[source] = (str(apex), matched)
+                if cookies.backends or cookies.rules:
+                    self._cookie_sources[source] = (str(apex), cookies)
                 for rule in rules:
                     for flt in rule.get("filters") or []:
                         ref = ((flt or {}).get("requestMirror") or {}).get("backendRef") or {}
@@ -380,6 +402,9 @@ class SimCluster(MemoryCluster):
         self.mirrors = {}
         for (_, ns, _), (apex, service, share) in sorted(self._mirror_sources.items()):
             self.mirrors.setdefault((ns, apex), (service, share))
+        self.set_cookies = {}
+        for (_, ns, _), (apex, cookies) in sorted(self._cookie_sources.items()):
+            self.set_cookies.setdefault((ns, apex), cookies)
         self.topology += 1
 
     # --------------------------------------------------------------------------------- timers
@@ -767,6 +792,36 @@ class Condition:
 
 MatchedRule = tuple[list[list["Condition"]], list[tuple[str, int]]]
 """An A/B rule: alternative matches (conditions that must all hold) and the rule's weighted backends."""
+
+
+@dataclass(frozen=True)
+class SetCookies:
+    """Session affinity on a route: the ``Set-Cookie`` each backend of the weighted rule answers with, and the
+    one each matched rule (by its index in ``matched_routes``) answers with."""
+
+    backends: dict[str, str]
+    rules: dict[int, str]
+
+
+def _gateway_set_cookie(holder: Obj) -> str | None:
+    """The ``Set-Cookie`` a Gateway API rule or backendRef adds to answers (a ResponseHeaderModifier filter)."""
+    for flt in holder.get("filters") or []:
+        modifier = (flt.get("responseHeaderModifier") or {}) if isinstance(flt, dict) else {}
+        for header in (modifier.get("add") or []) + (modifier.get("set") or []):
+            if isinstance(header, dict) and str(header.get("name", "")).lower() == "set-cookie":
+                return str(header.get("value", ""))
+    return None
+
+
+def _istio_set_cookie(holder: Obj) -> str | None:
+    """The ``Set-Cookie`` an Istio route or destination adds to answers (``headers.response.add`` or ``set``)."""
+    response = ((holder.get("headers") or {}).get("response") or {}) if isinstance(holder.get("headers"), dict) \
+        else {}
+    for operation in ("add", "set"):
+        for name, value in (response.get(operation) or {}).items():
+            if str(name).lower() == "set-cookie":
+                return str(value)
+    return None
 
 
 def _conditions(matches: Any) -> list[list[Condition]]:

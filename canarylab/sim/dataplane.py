@@ -15,6 +15,7 @@ from typing import Any
 
 from canarylab.engine.clock import LoopClock
 from canarylab.engine.ports import Cluster
+from canarylab.engine.tasks import cancel_all, failed_task
 from canarylab.sim.attached import ClusterView
 from canarylab.sim.gateway import Gateway
 from canarylab.sim.metrics import LinkerdMetrics
@@ -69,11 +70,7 @@ class AttachedDataPlane:
 
     async def stop(self) -> None:
         """Stop everything :meth:`start` started; never raises."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        await cancel_all(self._tasks)
         self._tasks = []
         await self.gateway.stop()
         with contextlib.suppress(Exception):
@@ -83,10 +80,7 @@ class AttachedDataPlane:
 
     def failed_task(self) -> BaseException | None:
         """The error of a background task that died, if any."""
-        for task in self._tasks:
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                return task.exception()
-        return None
+        return failed_task(self._tasks)
 
     async def _traffic_loop(self) -> None:
         while True:

@@ -20,6 +20,7 @@ from canarylab.engine.controller import Engine
 from canarylab.engine.flagger_metrics import FlaggerMetrics
 from canarylab.engine.kinds import DAEMON_SET, DEPLOYMENT, Obj
 from canarylab.engine.ports import MetricQuery, Metrics, NotFound
+from canarylab.engine.tasks import cancel_all, failed_task
 from canarylab.errors import UserError
 from canarylab.session import FaultInfo
 from canarylab.sim.cluster import SimCluster
@@ -123,11 +124,7 @@ class SimLab:
 
     async def stop(self) -> None:
         """Stop the engine, the controllers, the metrics endpoint and any Prometheus; never raises."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        await cancel_all(self._tasks)
         self._tasks = []
         with contextlib.suppress(Exception):
             await self._stack.aclose()
@@ -144,10 +141,7 @@ class SimLab:
 
     def failed_task(self) -> BaseException | None:
         """The error of a background task that died (the engine or a controller), if any."""
-        for task in self._tasks:
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                return task.exception()
-        return None
+        return failed_task(self._tasks)
 
     async def _traffic_loop(self) -> None:
         while True:

@@ -16,8 +16,9 @@ from urllib.parse import urlsplit
 
 from canarylab.engine.kinds import Obj
 from canarylab.engine.ports import Clock
-from canarylab.sim.cluster import MatchedRule, ServiceInfo, SimPod
+from canarylab.sim.cluster import MatchedRule, ServiceInfo, SetCookies, SimPod
 from canarylab.sim.metrics import LinkerdMetrics
+from canarylab.sim.sessions import Users, pick_backend
 from canarylab.sim.workloads import (
     APP_PODINFO,
     HEALTHY,
@@ -49,6 +50,8 @@ class Topology(Protocol):
     def matched_routes(self) -> dict[tuple[str, str], list[MatchedRule]]: ...
     @property
     def mirrors(self) -> dict[tuple[str, str], tuple[str, float]]: ...
+    @property
+    def set_cookies(self) -> dict[tuple[str, str], SetCookies]: ...
     @property
     def canaries(self) -> dict[tuple[str, str], Obj]: ...
     @property
@@ -101,6 +104,8 @@ class Traffic:
         self.loads: dict[str, Load] = {}
         self.background_rps = BACKGROUND_RPS
         self._rng = random.Random(seed)
+        self.users = Users()
+        """The background users of apex Services with session affinity (their cookie jars)."""
         self._cache: dict[tuple[str, ...] | tuple[str, str, int], tuple[int, list[tuple[SimPod, float]]]] = {}
         self._picks: dict[tuple[str, str], int] = {}
         self._last: float | None = None
@@ -260,7 +265,11 @@ class Traffic:
         for (namespace, _), canary in self.cluster.canaries.items():
             spec = canary.get("spec") or {}
             apex = (spec.get("service") or {}).get("name") or (spec.get("targetRef") or {}).get("name")
-            if apex:
+            if not apex:
+                continue
+            if (namespace, str(apex)) in self.cluster.set_cookies or (namespace, str(apex)) in self.users.by_service:
+                self._session_flow(batch, namespace, str(apex), self.background_rps * dt, "GET", "/")
+            else:
                 self._flow(batch, namespace, str(apex), self.background_rps * dt, "GET", "/")
         for key, load in list(self.loads.items()):
             seconds = min(now, load.until) - start
@@ -279,6 +288,44 @@ class Traffic:
               method: str, path: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
         for pod, share in self.endpoints(namespace, service, headers, path):
             batch.append((namespace, pod.name, requests * share, self.behaviour_of(pod, method, path)))
+        self._mirror(batch, namespace, service, requests, method, path)
+
+    def _session_flow(self, batch: list[tuple[str, str, float, Behaviour]], namespace: str, service: str,
+                      requests: float, method: str, path: str) -> None:
+        """The requests of the Service's background users, each with its cookies (see :mod:`canarylab.sim.sessions`):
+        the users who visit in this slice send theirs; a route matching a user's cookies sends it where that route
+        says, else the weighted split picks one backend for the visit; the answer's ``Set-Cookie`` is kept in the
+        user's jar."""
+        key = (namespace, service)
+        users = self.users.of(namespace, service)
+        cookies = self.cluster.set_cookies.get(key)
+        now = self.now()
+        each = requests / len(users)
+        whole, part = int(each), each - int(each)
+        for user in users:
+            visits = whole + (1 if self._rng.random() < part else 0)
+            if visits == 0:
+                continue
+            sent = user.jar.header(now)
+            rule = self._matching_rule(key, (("Cookie", sent),), path) if sent else None
+            matched = self.cluster.matched_routes[key][rule][1] if rule is not None else None
+            backends = matched if matched is not None else self.cluster.routes.get(key) or []
+            chosen = pick_backend(backends, self._rng) if backends else service
+            info = self.cluster.services.get((namespace, chosen)) if chosen else None
+            pods = self.cluster.ready_pods(namespace, info.selector) if info is not None else []
+            if chosen is None or not pods:
+                continue  # no backend answers: the requests are lost, no cookie is set
+            for pod in pods:
+                batch.append((namespace, pod.name, visits / len(pods), self.behaviour_of(pod, method, path)))
+            user.last_backend = chosen
+            if cookies is not None:
+                answer = cookies.backends.get(chosen) if rule is None else cookies.rules.get(rule)
+                if answer:
+                    user.jar.store(answer, now)
+        self._mirror(batch, namespace, service, requests, method, path)
+
+    def _mirror(self, batch: list[tuple[str, str, float, Behaviour]], namespace: str, service: str,
+                requests: float, method: str, path: str) -> None:
         mirror = self.cluster.mirrors.get((namespace, service))
         if mirror is not None:
             # mirrored copies reach the mirror Service's pods (their metrics count them); answers are dropped

@@ -22,7 +22,7 @@ from canarylab.engine.events import (
     StatusChanged,
     WeightChanged,
 )
-from canarylab.engine.kinds import CANARY, DEPLOYMENT, TRAFFIC_SPLIT, Kind, Obj
+from canarylab.engine.kinds import CANARY, DEPLOYMENT, INGRESS, TRAFFIC_SPLIT, VIRTUAL_SERVICE, Kind, Obj
 from canarylab.engine.memory_cluster import MemoryCluster
 from canarylab.engine.ports import ClusterError, WatchEvent
 from canarylab.manifests import seed_lab
@@ -375,4 +375,48 @@ async def test_malformed_objects_never_stop_the_engine() -> None:
     assert {p.name for p in problems} == {"odd"}
     assert "spec.targetRef" in problems[0].message
     assert {s.name: s.problem is not None for s in run.engine.canary_states()} == {"podinfo": False, "odd": True}
+    await run.stop()
+
+
+@virtual
+async def test_readonly_follows_the_virtual_service_and_the_canary_ingress_flagger_writes() -> None:
+    istio = canary()
+    istio["spec"]["provider"] = "istio"
+    nginx = canary()
+    nginx["metadata"]["name"] = "web"
+    nginx["spec"].update({"provider": "nginx", "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                                             "name": "web"},
+                          "ingressRef": {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "web"}})
+    run = Run([podinfo(), istio, nginx], readonly=True)
+    run.start()
+    await asyncio.sleep(1)
+    writes = run.cluster.writes
+
+    # When "Flagger" writes the VirtualService of a session-affinity run: the sticky route, then the weighted one
+    run.cluster.create_now(VIRTUAL_SERVICE.new("test", "podinfo", spec={"hosts": ["podinfo"], "http": [
+        {"match": [{"headers": {"Cookie": {"regex": ".*flagger-cookie.*abc.*"}}}],
+         "route": [{"destination": {"host": "podinfo-primary"}, "weight": 0},
+                   {"destination": {"host": "podinfo-canary"}, "weight": 100}]},
+        {"route": [{"destination": {"host": "podinfo-primary"}, "weight": 80},
+                   {"destination": {"host": "podinfo-canary"}, "weight": 20,
+                    "headers": {"response": {"add": {"Set-Cookie": "flagger-cookie=abc; Max-Age=86400"}}}}]}]}))
+    # and the user's Ingress (no canary annotations) and its canary copy at weight 30
+    ingress = {"rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix",
+                                              "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}
+    run.cluster.create_now(INGRESS.new("test", "web", spec=ingress))
+    run.cluster.create_now(INGRESS.new("test", "web-canary", spec=ingress) | {"metadata": {
+        "name": "web-canary", "namespace": "test", "annotations": {
+            "nginx.ingress.kubernetes.io/canary": "true", "nginx.ingress.kubernetes.io/canary-weight": "30"}}})
+    await asyncio.sleep(1)
+    weights = {(e.name, e.primary, e.canary) for e in run.events if isinstance(e, WeightChanged)}
+    assert ("podinfo", 80, 20) in weights and ("web", 70, 30) in weights
+    assert not any(name == "web" and (primary, weight) == (100, 0) for name, primary, weight in weights)
+
+    # When Flagger steps the canary Ingress, the dashboard's weight follows
+    run.cluster.patch_now(INGRESS, "test", "web-canary", {"metadata": {"annotations": {
+        "nginx.ingress.kubernetes.io/canary-weight": "40"}}})
+    await asyncio.sleep(1)
+    last = [e for e in run.events if isinstance(e, WeightChanged) and e.name == "web"][-1]
+    assert (last.primary, last.canary) == (60, 40)
+    assert run.cluster.writes == writes + 4  # only the test's own writes
     await run.stop()

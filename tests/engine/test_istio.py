@@ -117,9 +117,6 @@ async def test_gateway_api_blue_green_mirrors_with_a_request_mirror_filter() -> 
 
 
 def test_what_canarylab_does_not_route_yet_is_refused_by_field() -> None:
-    sticky = istio(sessionAffinity={"cookieName": "flagger-cookie"})
-    with pytest.raises(SpecError, match=r"spec\.analysis\.sessionAffinity: session affinity is not implemented"):
-        parse_canary(sticky)
     tcp = istio()
     tcp["spec"]["service"]["appProtocol"] = "tcp"
     with pytest.raises(SpecError, match=r"spec\.service\.appProtocol: TCP routing on Istio is not implemented"):
