@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import binascii
-import contextlib
 import json
 import logging
 import os
@@ -172,40 +171,6 @@ class Backoff:
         self.delay = self.first
 
 
-POOL = httpx.Limits(max_connections=32, max_keepalive_connections=32, keepalive_expiry=60.0)
-"""Connections to the API server when it speaks only HTTP/1.1 (a proxy in between). The API server itself speaks
-HTTP/2, as client-go uses it: every request on one connection. Measured with 100 canaries on the real API server
-(bench/bench_flagger_vs_engine.py): httpx's defaults (HTTP/1.1, 20 kept idle of 100) closed the rest after each
-request and paid a new TLS handshake for it, 36 ms CPU per canary-tick; keeping all 100 made httpcore scan the whole
-pool on every request, 76 ms; 32 kept, 43 ms; HTTP/2, 26 ms."""
-
-
-def keep_connections_alive(api: Api) -> None:
-    """Make kr8s build its HTTP client with HTTP/2 and :data:`POOL`'s limits, now and whenever it makes a new one
-    (after a 401). httpx takes both only in its constructor, so this is kr8s's ``_create_session`` with them."""
-
-    async def create_session() -> None:
-        headers = {"User-Agent": api.__version__, "content-type": "application/json"}
-        if api.auth.token:
-            headers["Authorization"] = f"Bearer {api.auth.token}"
-        if api._session:
-            with contextlib.suppress(RuntimeError):
-                await api._session.aclose()
-        api._session = httpx.AsyncClient(base_url=api.auth.server, headers=headers,
-                                         verify=await api.auth.ssl_context(), timeout=api.timeout,
-                                         follow_redirects=True, proxy=api.auth.proxy, limits=POOL, http2=True)
-
-    api._create_session = create_session  # type: ignore[method-assign]
-    old, api._session = api._session, None  # the next request makes one with the limits
-    if old is not None:
-        with contextlib.suppress(RuntimeError):  # no running loop: nothing was ever sent on it
-            _closing.add(task := asyncio.get_running_loop().create_task(old.aclose()))
-            task.add_done_callback(_closing.discard)
-
-
-_closing: set[asyncio.Task[None]] = set()
-
-
 class _Gone(Exception):
     """The watch's ``resourceVersion`` is too old (410): relist."""
 
@@ -239,7 +204,6 @@ class KubeCluster:
         self._unreachable = False
         # No timeout at all is kr8s's default: a black-holed API server would hang the engine forever.
         api.timeout = httpx.Timeout(30.0, connect=5.0)
-        keep_connections_alive(api)
 
     @classmethod
     async def connect(cls, context: str | None = None, *, kubeconfig: str | None = None, server: str = "",

@@ -137,10 +137,6 @@ class ApiServer(kmock.KubernetesScaffold):
     _compacted: int = attrs.field(default=0, init=False)
     _watchers: set[tuple[GroupPlural, asyncio.Queue[Any]]] = attrs.field(factory=set, init=False)
     _proxies: dict[tuple[str, str, str], str] = attrs.field(factory=dict, init=False)
-    latency: float = 0.0
-    """Seconds every request waits before it is answered (a loaded API server)."""
-    peers: list[tuple[str, int]] = attrs.field(factory=list, init=False)
-    """The client address of every request: one port per TCP connection (connection reuse shows here)."""
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -230,10 +226,6 @@ class ApiServer(kmock.KubernetesScaffold):
     # ---------------------------------------------------------------------------------- dispatching
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
-        if raw_request.transport is not None:
-            self.peers.append(raw_request.transport.get_extra_info("peername")[:2])
-        if self.latency:
-            await asyncio.sleep(self.latency)
         # kmock's path parser reads the cluster-scoped resource "namespaces" as the namespace prefix of a
         # namespaced path (`/api/v1/namespaces/test` = "namespace test, no resource"): parse those here.
         match = _NAMESPACE_PATH.match(raw_request.path)

@@ -241,22 +241,3 @@ async def test_a_broken_credential_plugin_is_a_user_error_not_an_outage(tmp_path
         ' "contexts": [{"name": "eks", "context": {"cluster": "eks", "user": "eks"}}]}')
     with pytest.raises(UserError, match="cannot load the credentials of kube context 'eks'"):
         await KubeCluster.connect("eks", kubeconfig=str(kubeconfig), wait=True)
-
-
-async def test_a_hundred_canaries_reading_at_once_reuse_their_connections(apiserver: ApiServer,
-                                                                          kube: KubeCluster) -> None:
-    # A burst like a hundred canaries ticking together: the connections it opened stay open for the next burst
-    # over HTTP/1.1 (kmock has no HTTP/2): httpx's default kept 20 idle and closed the rest, so every tick paid for
-    # new TLS handshakes.
-    await kube.create(DEPLOYMENT.new("test", "podinfo"))
-    apiserver.latency = 0.3  # loaded: every request of the burst holds its connection a while
-
-    async def burst() -> set[tuple[str, int]]:
-        before = len(apiserver.peers)
-        await asyncio.gather(*(kube.get(DEPLOYMENT, "test", "podinfo") for _ in range(60)))
-        return set(apiserver.peers[before:])
-
-    first = await burst()
-    assert len(first) > 20  # the burst really needed many connections at once
-    second = await burst()
-    assert second <= first, f"{len(second - first)} new connections for the second burst"

@@ -51,19 +51,3 @@ async def test_a_too_old_resource_version_is_410_gone_and_relisted(lab_crds: Con
         assert len(calls) == 2
     finally:
         await events.aclose()  # type: ignore[attr-defined]
-
-
-async def test_requests_and_watches_share_one_http2_connection_as_client_go_does(lab_crds: ControlPlane,
-                                                                                 kube_namespace: str) -> None:
-    # A hundred canaries ticking at once cost one TLS handshake, not one per request (bench/bench_flagger_vs_engine)
-    cluster = await KubeCluster.connect(lab_crds.context, kubeconfig=str(lab_crds.kubeconfig))
-    events = cluster.watch(CANARY, kube_namespace)
-    watching = asyncio.ensure_future(anext(events))
-    await cluster.create(canary("shared", kube_namespace))
-    assert (await asyncio.wait_for(watching, 10)).object["metadata"]["name"] == "shared"
-    await asyncio.gather(*(cluster.get(CANARY, kube_namespace, "shared") for _ in range(50)))
-    async with cluster.api.call_api("GET", version="v1", url="namespaces") as response:
-        assert response.http_version == "HTTP/2"
-    pool = cluster.api._session._transport._pool  # type: ignore[union-attr]
-    assert len(pool.connections) == 1, pool.connections
-    await events.aclose()
