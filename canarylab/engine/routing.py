@@ -217,15 +217,15 @@ def _http_route(ctx: TickContext, primary: int, canary: int, mirrored: bool,
     refs = [{k: v for k, v in ref.items()} for ref in c.spec.service.gateway_refs]
     matches = gateway_matches(c.spec.service.match) or [{"path": {"type": "PathPrefix", "value": "/"}}]
     timeouts = _gateway_timeouts(ctx)
+    filters = _gateway_filters(ctx)
 
     def backend(name: str, weight: int) -> Obj:
         return {"group": "", "kind": "Service", "name": name, "port": port, "weight": weight}
 
     def rule(backends: list[Obj]) -> Obj:
         out: Obj = {"matches": copy_json(matches)}
-        filters = _gateway_filters(ctx)
         if filters:
-            out["filters"] = filters
+            out["filters"] = copy_json(filters)  # each rule its own: the weighted one gets a mirror appended
         out["backendRefs"] = backends
         if timeouts:
             out["timeouts"] = dict(timeouts)
