@@ -28,14 +28,16 @@ import sys
 import textwrap
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any, TypeVar
 
 from canarylab import __version__
 from canarylab.errors import UserError
 
 Handler = Callable[[argparse.Namespace], int]
+T = TypeVar("T")
 
 EXIT_SUCCEEDED = 0
 EXIT_CANARY_FAILED = 1
@@ -324,10 +326,40 @@ def note_signal(signum: int) -> None:
     _signals.append(signum)
 
 
+_main_task: asyncio.Task[Any] | None = None
+"""The task :func:`run_async` is running, which SIGTERM cancels."""
+
+
+def run_async(coro: Coroutine[Any, Any, T],
+              runner: Callable[[Coroutine[Any, Any, T]], T] = asyncio.run) -> T:
+    """``runner(coro)`` (``asyncio.run`` or the virtual clock's) for a command: SIGTERM cancels ``coro``'s
+    task on its loop, whatever SIGINT is.
+
+    Under plain ``asyncio.run`` SIGTERM borrows asyncio's SIGINT handler, but asyncio installs none when the
+    process started with SIGINT ignored (``cmd &`` in a script, nohup); SIGTERM then had to raise
+    ``KeyboardInterrupt`` wherever the code happened to be, which left tasks half-done and printed tracebacks.
+    """
+    async def main() -> T:
+        global _main_task
+        _main_task = asyncio.current_task()
+        try:
+            return await coro
+        finally:
+            _main_task = None
+
+    return runner(main())
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM does what SIGINT does: under ``asyncio.run`` the main task is cancelled (its ``finally``
-    blocks stop child processes and remove temporary folders), elsewhere ``KeyboardInterrupt`` is raised."""
+    """SIGTERM does what SIGINT does: under :func:`run_async` the main task is cancelled (its ``finally``
+    blocks stop child processes and remove temporary folders); under plain ``asyncio.run`` asyncio's SIGINT
+    handler does the same; elsewhere ``KeyboardInterrupt`` is raised."""
     _signals.append(signum)
+    task = _main_task
+    if task is not None and not task.done() and not task.cancelling():
+        loop = task.get_loop()
+        loop.call_soon_threadsafe(task.cancel)  # the signal arrived between two bytecodes: wake the loop
+        return
     handler = signal.getsignal(signal.SIGINT)
     if callable(handler):
         handler(signal.SIGINT, frame)  # Python's default raises KeyboardInterrupt; asyncio's cancels the task

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Mapping
 
 from canarylab import keymap as keys
+from canarylab.cli import run_async
 from canarylab.engine.ports import ClusterError
 from canarylab.errors import UserError
 from canarylab.session import Lab
@@ -44,7 +44,7 @@ def run_demo(args: argparse.Namespace) -> int:
                  readonly=args.readonly, validate=getattr(args, "validate", "strict"))
     for note in [*notes, *lab.warnings]:
         print(f"canarylab: warning: {note}", file=sys.stderr, flush=True)
-    asyncio.run(_serve(lab, keymap))
+    run_async(_serve(lab, keymap))
     return 0
 
 
@@ -62,5 +62,5 @@ def run_ui(args: argparse.Namespace) -> int:
     for note in notes:
         print(f"canarylab: warning: {note}", file=sys.stderr, flush=True)
     lab = KubeLab(args.context, args.namespaces, readonly=args.readonly, in_cluster=args.in_cluster)
-    asyncio.run(_serve(lab, keymap))
+    run_async(_serve(lab, keymap))
     return 0

@@ -8,10 +8,10 @@ seed's kubectl commands in another terminal and the checks read the cluster.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 
+from canarylab.cli import run_async
 from canarylab.engine.ports import ClusterError
 from canarylab.errors import UserError
 from canarylab.learn.model import Lesson, find_lesson, load_lessons
@@ -87,8 +87,8 @@ def _dashboard(args: argparse.Namespace, lessons: list[Lesson], progress: Progre
     for note in notes:
         print(f"canarylab: warning: {note}", file=sys.stderr, flush=True)
     if args.context:
-        return asyncio.run(_real(args, lessons, first, progress, work_root, keymap))
-    return asyncio.run(_simulated(args, lessons, first, progress, work_root, keymap))
+        return run_async(_real(args, lessons, first, progress, work_root, keymap))
+    return run_async(_simulated(args, lessons, first, progress, work_root, keymap))
 
 
 async def _simulated(args: argparse.Namespace, lessons: list[Lesson], lesson: Lesson | None, progress: Progress,

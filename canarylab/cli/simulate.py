@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from canarylab.cli import run_async
 from canarylab.cli.output import alert_json, alert_text
 from canarylab.engine.clock import run_virtual, sleep_or_wake
 from canarylab.engine.commands import Abort, Pause, Promote, Resume
@@ -56,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
                          prometheus=args.prometheus, metrics_port=args.metrics_port,
                          send_alerts=getattr(args, "send_alerts", False))
     if args.speed is None and args.prometheus is None:
-        return run_virtual(session.main())
-    return asyncio.run(session.main())
+        return run_async(session.main(), run_virtual)
+    return run_async(session.main())
 
 
 class Simulation:

@@ -22,10 +22,15 @@ from canarylab.prometheus.local import prometheus_available
 WAIT = 60.0
 
 
-def _start(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _start(tmp_path: Path, *args: str, sigint_ignored: bool = False) -> subprocess.Popen[str]:
     env = {**os.environ, "TMPDIR": str(tmp_path), "CANARYLAB_CACHE_DIR": str(tmp_path / "cache")}
     return subprocess.Popen([sys.executable, "-m", "canarylab.cli", "simulate", "--json", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_ignore_sigint if sigint_ignored else None)
 
 
 def _read_until(proc: subprocess.Popen[str], word: str, timeout: float = WAIT) -> list[str]:
@@ -88,6 +93,19 @@ def test_a_signal_mid_run_ends_json_output_with_an_interrupted_result(tmp_path: 
     assert result["kind"] == "result"
     assert result["interrupted"] is True and result["signal"] == signal.Signals(sig).name
     assert result["canaries"][0]["name"] == "podinfo"
+
+
+def test_sigterm_stops_cleanly_when_the_run_started_with_sigint_ignored(tmp_path: Path) -> None:
+    """``canarylab simulate … &`` in a script starts with SIGINT ignored, so asyncio installs no handler for
+    it; SIGTERM used to raise KeyboardInterrupt mid-tick and print "Task exception was never retrieved"."""
+    for _ in range(3):  # the signal lands at a different point of the tick each time
+        proc = _start(tmp_path, "--speed", "1", sigint_ignored=True)
+        _read_until(proc, '"kind": "event"')
+        returncode, lines, err = _finish(proc, signal.SIGTERM)
+        assert returncode == 143, err
+        assert "Traceback" not in err and "Task" not in err, err
+        result = json.loads(lines[-1])
+        assert result["interrupted"] is True and result["signal"] == "SIGTERM"
 
 
 def test_sigterm_stops_the_local_prometheus_and_removes_its_tsdb(tmp_path: Path) -> None:
