@@ -24,6 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +50,18 @@ def memory_mb(pid: int) -> tuple[float, float]:
     return rss / 1024, hwm / 1024
 
 
-def api_requests(plane: Any) -> float:
-    """Sum of ``apiserver_request_total`` over every label set (watches count once, when opened)."""
+def api_requests(plane: Any) -> Counter[str]:
+    """``apiserver_request_total`` summed by verb and resource (watches count once, when opened)."""
     with plane.http() as http:
         text = http.get("/metrics").text
-    lines = text.splitlines()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("apiserver_request_total{"))
+    out: Counter[str] = Counter()
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}", 1)[0]))
+        resource = labels.get("resource", "") + (f"/{labels['subresource']}" if labels.get("subresource") else "")
+        out[f"{labels.get('verb', '?')} {resource or labels.get('component', '?')}"] += int(float(line.rsplit(" ", 1)[1]))
+    return out
 
 
 async def create_all(sub: Substrate, namespace: str, n: int) -> None:
@@ -146,12 +153,15 @@ async def measure(sub: Substrate, plane: Any, which: str, n: int, window: float)
         await asyncio.gather(watcher, return_exceptions=True)
         latencies = [started[k] - patched[k] for k in started]
         ticks = (t1 - t0) / TICK
+        by_kind = req1 - req0
+        print(f"{which}, N = {n}: API requests per tick by verb and resource: " + ", ".join(
+            f"{k} {v / ticks:.0f}" for k, v in by_kind.most_common(10)), flush=True)
         return {
             "cpu_ms_per_tick_per_canary": 1000 * (cpu1 - cpu0) / (ticks * n),
             "cpu_s_window": cpu1 - cpu0,
             "rss_mb": rss, "peak_rss_mb": hwm,
-            "api_requests_per_tick": (req1 - req0) / ticks,
-            "api_requests_per_tick_per_canary": (req1 - req0) / ticks / n,
+            "api_requests_per_tick": by_kind.total() / ticks,
+            "api_requests_per_tick_per_canary": by_kind.total() / ticks / n,
             "latency_median_s": statistics.median(latencies) if latencies else float("nan"),
             "latency_max_s": max(latencies) if latencies else float("nan"),
             "started": float(len(latencies)),
