@@ -261,10 +261,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
         "What each tab shows: `canarylab demo` (default; -f, --speed, --prometheus as for demo), `canarylab learn "
         "[LESSON]` with --learn, `canarylab ui` with --context. Each tab has its own simulated lab and lessons "
         "progress, gone with the tab; --shared (always with --context) gives every tab one screen, where only the "
-        "first tab connected acts. Binding anything but 127.0.0.1 needs a token: one is made and printed in the "
-        "URL; a request without it is answered 401.", 100) + "\n\n" + (p.epilog or "")
+        "first tab connected acts. Binding anything but 127.0.0.1 (or ::1, localhost) needs a token, even another "
+        "127.x address: one is made and printed in the URL; a request without it is answered 401.",
+        100) + "\n\n" + (p.epilog or "")
     p.add_argument("--host", default="127.0.0.1", metavar="H",
-                   help="address to listen on (default 127.0.0.1; any other needs a token, made unless --token)")
+                   help="address to listen on (default 127.0.0.1; any other but ::1 and localhost needs a token, made "
+                        "unless --token)")
     p.add_argument("--port", type=_port, default=8000, metavar="P",
                    help="port to listen on (default 8000; 0: a free one)")
     p.add_argument("--token", default=None, metavar="T",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import logging
 import secrets
 import sys
@@ -26,15 +25,15 @@ DEFAULT_PORT = 8000
 DEFAULT_MAX_SESSIONS = 10
 """Concurrent tabs on a laptop: each simulated lab with its dashboard holds about 100 MB (bench/bench_serve.py)."""
 
+LOCAL_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+"""The addresses served without a token: this machine's own loopback, the default and its names."""
 
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` only accepts connections from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+
+def needs_token(host: str) -> bool:
+    """Whether binding ``host`` needs a token: every address but 127.0.0.1 (``::1``, ``localhost``) does. That is
+    the rule as issue 19 states it ("any other address"); it includes other 127.x addresses, which are local too,
+    because being strict costs only a token in the printed URL."""
+    return host not in LOCAL_HOSTS
 
 
 def tab_argv(args: argparse.Namespace, folder: Path) -> list[str]:
@@ -96,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     """``canarylab serve``: serve until Ctrl-C (or SIGTERM)."""
     what = _check(args)
     token: str | None = args.token
-    if token is None and not is_loopback(args.host):
+    if token is None and needs_token(args.host):
         token = secrets.token_urlsafe(18)
     if token is not None and not token:
         raise UserError("--token must not be empty.")
