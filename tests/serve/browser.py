@@ -180,7 +180,8 @@ class Browser:
 
     driver: webdriver.Chrome
     log: Path
-    received: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    received: dict[str, list[tuple[float, str]]] = field(default_factory=dict, repr=False)
+    """Per tab (window handle): the frames it received, with their time in ms since its navigation started."""
 
     def open(self, url: str) -> None:
         self.driver.get(url)
@@ -199,8 +200,18 @@ class Browser:
     def text(self) -> str:
         handle = str(self.driver.current_window_handle)
         parts = self.received.setdefault(handle, [])
-        parts.extend(chunk[1] for chunk in self._drain())
-        return strip_escapes("".join(parts))
+        parts.extend((float(ms), str(text)) for ms, text in self._drain())
+        return strip_escapes("".join(text for _, text in parts))
+
+    def drawn_at_ms(self, text: str) -> float | None:
+        """When ``text`` had reached this tab: ms since its navigation started (None if it has not)."""
+        self.text()
+        received = ""
+        for ms, chunk in self.received.get(str(self.driver.current_window_handle), []):
+            received += chunk
+            if text in strip_escapes(received):
+                return ms
+        return None
 
     def wait_for_text(self, *texts: str, timeout: float = 60.0) -> str:
         """Wait until one of ``texts`` has been drawn in this tab; returns it."""
