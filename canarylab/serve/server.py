@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import re
 import shlex
 import shutil
 import tempfile
@@ -41,6 +42,9 @@ STOP_GRACE = 5.0
 TabCommand = Callable[[Path], Sequence[str]]
 """Given a fresh folder of its own, the argv of one tab's dashboard process."""
 
+_MODE = re.compile(rb"\x1b\[\?([0-9;]+)([hl])")
+"""A DEC private mode set or reset (alternate screen, cursor shown, mouse reporting, bracketed paste)."""
+
 _STATIC = Path(textual_serve.__file__).parent / "static"
 _TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("canarylab.serve", "templates"),
                                 autoescape=jinja2.select_autoescape(["html"]))
@@ -63,9 +67,13 @@ class ServeConfig:
 
 def shell_command(argv: Sequence[str], env: dict[str, str] | None = None) -> str:
     """The shell line textual-serve runs (it uses a shell): every part quoted, ``exec`` so the shell is replaced
-    by the dashboard and a kill reaches it."""
+    by the dashboard and a kill reaches it. Where util-linux's ``setpriv`` is, the dashboard also gets SIGTERM
+    when the server dies without stopping it (SIGKILL, a crash): a tab's process does not notice its closed
+    stdin, and would otherwise run on with its lab for ever."""
     prefix = ["env", *(f"{k}={v}" for k, v in (env or {}).items())] if env else []
-    return "exec " + shlex.join([*prefix, *argv])
+    setpriv = shutil.which("setpriv")
+    guard = [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
+    return "exec " + shlex.join([*guard, *prefix, *argv])
 
 
 def _page(status: int, title: str, text: str) -> web.Response:
@@ -81,11 +89,16 @@ class _Tab:
         self.sockets: list[web.WebSocketResponse] = []
         self.sizes: dict[int, tuple[int, int]] = {}
         self.size: tuple[int, int] | None = None
+        self.modes: dict[bytes, bytes] = {}
+        """The terminal modes the process set, last one wins: a tab that joins later gets them before its repaint."""
         self.service = AppService(command, write_bytes=self._broadcast_bytes, write_str=self._broadcast_str,
                                   close=self._close_all, download_manager=downloads)
         self.started = False
 
     async def _broadcast_bytes(self, data: bytes) -> None:
+        for found in _MODE.finditer(data):
+            for mode in found.group(1).split(b";"):
+                self.modes[mode] = found.group(2)
         for ws in list(self.sockets):
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.send_bytes(data)
@@ -99,6 +112,10 @@ class _Tab:
         for ws in list(self.sockets):
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.close()
+
+    def terminal_modes(self) -> bytes:
+        """The escape sequences that put a fresh terminal in the modes this process set (cursor hidden, ...)."""
+        return b"".join(b"\x1b[?" + mode + state for mode, state in self.modes.items())
 
     def actor(self, ws: web.WebSocketResponse) -> bool:
         """Whether this tab's keys reach the process: the first tab still connected."""
@@ -261,6 +278,10 @@ class DashboardServer:
                 tab.size = (width, height)
                 await tab.service.start(width, height)
             else:
+                # A tab joining a shared screen missed the start-up escapes (alternate screen, hidden cursor,
+                # mouse reporting): replay them, then have the whole screen repainted.
+                if modes := tab.terminal_modes():
+                    await ws.send_bytes(modes)
                 await tab.fit(force=True)
             log.info("tab opened (%d open, %d processes)", len(self.sockets), self.process_count())
             await self._pump(ws, tab)

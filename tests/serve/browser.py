@@ -197,11 +197,15 @@ class Browser:
             "const r = window.__canarylab; return r ? r.chunks.splice(0, r.chunks.length) : [];")
         return list(chunks or [])
 
-    def text(self) -> str:
+    def raw(self) -> str:
+        """Everything this tab's terminal received so far, escapes included."""
         handle = str(self.driver.current_window_handle)
         parts = self.received.setdefault(handle, [])
         parts.extend((float(ms), str(text)) for ms, text in self._drain())
-        return strip_escapes("".join(text for _, text in parts))
+        return "".join(text for _, text in parts)
+
+    def text(self) -> str:
+        return strip_escapes(self.raw())
 
     def drawn_at_ms(self, text: str) -> float | None:
         """When ``text`` had reached this tab: ms since its navigation started (None if it has not)."""

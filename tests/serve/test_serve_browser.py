@@ -7,6 +7,8 @@ would meet them. The terminal's text is read from the frames the page hands to x
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -149,3 +151,53 @@ def test_off_127_0_0_1_the_url_carries_a_token_and_a_request_without_it_gets_401
 ])
 def test_every_address_but_127_0_0_1_needs_a_token(host: str, token: bool) -> None:
     assert needs_token(host) is token
+
+
+def test_shared_every_tab_watches_one_lab_and_only_the_first_tab_acts(tmp_path: Path, browser: Browser) -> None:
+    with serve(tmp_path, "--shared") as served:
+        browser.open(served.url)
+        projector = str(browser.driver.current_window_handle)
+        browser.wait_for_text("Initialized", timeout=60)
+        watcher = browser.new_tab(served.url)
+        browser.wait_for_text("Initialized", timeout=60)  # the same lab, repainted for the tab that joined
+        assert len(wait_for_tabs(served, 1)) == 1
+        # It got the terminal modes the dashboard set at its start: no stray cursor, mouse reporting on.
+        assert "\x1b[?25l" in browser.raw() and "\x1b[?1003h" in browser.raw()
+
+        browser.press("b")  # a watcher's keys do not reach the lab
+        time.sleep(2.0)
+        assert "Ship a new image" not in browser.text()
+        browser.driver.switch_to.window(projector)
+        assert "Ship a new image" not in browser.text()
+
+        browser.press("b")
+        browser.wait_for_text("Ship a new image", timeout=20)
+        browser.press(Keys.ENTER)
+        browser.wait_for_text("Progressing", timeout=60)
+        browser.driver.switch_to.window(watcher)
+        browser.wait_for_text("Progressing", timeout=30)  # the watcher sees the projector's analysis
+
+        # The projector's tab closes: the lab goes on, and the tab left acts now.
+        browser.driver.switch_to.window(projector)
+        browser.driver.close()
+        browser.driver.switch_to.window(watcher)
+        time.sleep(1.0)
+        assert len(wait_for_tabs(served, 1)) == 1
+        browser.press("b")
+        browser.wait_for_text("Ship a new image", timeout=20)
+
+
+def test_a_killed_server_takes_its_tabs_processes_with_it(tmp_path: Path, browser: Browser) -> None:
+    with serve(tmp_path) as served:
+        browser.open(served.url)
+        browser.wait_for_text(DASHBOARD, timeout=60)
+        (tab,) = wait_for_tabs(served, 1)
+        served.process.kill()  # no clean-up at all: SIGKILL
+        served.process.wait(10)
+        deadline = time.monotonic() + 20
+        while Path(f"/proc/{tab}").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        alive = Path(f"/proc/{tab}").exists()
+        if alive:
+            os.kill(tab, signal.SIGKILL)
+        assert not alive, "the dashboard process of a tab outlived its SIGKILLed server by 20 s"
