@@ -6,6 +6,7 @@ One module per command family turns the parsed flags into calls on the layers:
 * :mod:`canarylab.cli.simulate` - ``simulate`` (the simulated lab headless);
 * :mod:`canarylab.cli.engine` - ``engine`` (the engine headless on a real cluster);
 * :mod:`canarylab.cli.learn` - ``learn`` (guided lessons in the dashboard, and ``--check`` headless);
+* :mod:`canarylab.cli.serve` - ``serve`` (the dashboard in browser tabs, through textual-serve);
 * :mod:`canarylab.cli.lab` - ``up``, ``down``, ``doctor``, ``tools install`` (the kind lab);
 * :mod:`canarylab.cli.kwok` - ``up --runtime kwok``, ``down``, ``env``, ``doctor --runtime kwok`` (the Docker-free lab).
 
@@ -253,6 +254,37 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
     add_validate_flag(p)  # the lesson files the learner edits and applies, and the keymap
     _add_cluster_inputs(p)
     handlers["learn"] = "canarylab.cli.learn:run"
+
+    p = _command(sub, "serve", "the dashboard in a browser, for a projector or a room (one process per tab)",
+                 ["canarylab serve", "canarylab serve --learn 1 --host 0.0.0.0 --max-sessions 12",
+                  "canarylab serve --shared --speed 2", "canarylab serve --context kind-canarylab -n test"],
+                 [EXIT_SUCCEEDED])
+    p.epilog = textwrap.fill(
+        "What each tab shows: `canarylab demo` (default; -f, --speed, --prometheus as for demo), `canarylab learn "
+        "[LESSON]` with --learn, `canarylab ui` with --context. Each tab has its own simulated lab and lessons "
+        "progress, gone with the tab; --shared (always with --context) gives every tab one screen, where only the "
+        "first tab connected acts. Binding anything but 127.0.0.1 (or ::1, localhost) needs a token, even another "
+        "127.x address: one is made and printed in the URL; a request without it is answered 401.",
+        100) + "\n\n" + (p.epilog or "")
+    p.add_argument("--host", default="127.0.0.1", metavar="H",
+                   help="address to listen on (default 127.0.0.1; any other but ::1 and localhost needs a token, made "
+                        "unless --token)")
+    p.add_argument("--port", type=_port, default=8000, metavar="P",
+                   help="port to listen on (default 8000; 0: a free one)")
+    p.add_argument("--token", default=None, metavar="T",
+                   help="the token every request must carry (?token=T once, then a cookie); default: none on "
+                        "127.0.0.1, a random one printed in the URL on any other address")
+    p.add_argument("--max-sessions", type=int, default=10, metavar="N",
+                   help="at most N tabs at once (default 10); the next one gets a page saying the room is full")
+    p.add_argument("--shared", action="store_true",
+                   help="one lab for every tab, drawn at the smallest tab's size; only the first tab's keys act")
+    p.add_argument("--learn", nargs="?", const="", default=None, metavar="LESSON",
+                   help="serve the guided lessons (from LESSON, a number or an id) instead of the demo")
+    p.add_argument("--speed", type=_positive_float, default=None, metavar="X",
+                   help="lab clock, X times real time (default: demo's 5, learn's 2)")
+    _add_lab_inputs(p)
+    _add_cluster_inputs(p)
+    handlers["serve"] = "canarylab.cli.serve:run"
 
     p = _command(sub, "up", "build the local lab: on kind (Docker), or --runtime kwok without Docker",
                  ["canarylab up --runtime kwok", "canarylab up --router smi --no-tui"], [EXIT_SUCCEEDED])

@@ -15,7 +15,7 @@ def _modules_after_import(module: str) -> set[str]:
     return set(json.loads(out.stdout))
 
 
-@pytest.mark.parametrize("module", ["canarylab.engine", "canarylab.sim"])
+@pytest.mark.parametrize("module", ["canarylab.engine", "canarylab.sim", "canarylab.serve.server"])
 def test_core_loads_without_ui_or_cluster_clients(module: str) -> None:
     loaded = _modules_after_import(module)
     assert not {m for m in loaded if m.split(".")[0] in HEAVY}, f"{module} pulled in {sorted(loaded & set(HEAVY))}"
