@@ -60,7 +60,8 @@ def api_requests(plane: Any) -> Counter[str]:
             continue
         labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}", 1)[0]))
         resource = labels.get("resource", "") + (f"/{labels['subresource']}" if labels.get("subresource") else "")
-        out[f"{labels.get('verb', '?')} {resource or labels.get('component', '?')}"] += int(float(line.rsplit(" ", 1)[1]))
+        key = f"{labels.get('verb', '?')} {resource or labels.get('component', '?')}"
+        out[key] += int(float(line.rsplit(" ", 1)[1]))
     return out
 
 
